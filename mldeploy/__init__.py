@@ -1,0 +1,42 @@
+"""mldeploy: a Flask + Flask-RESTful service around :class:`modeler.modeler.Modeler`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from flask import Flask
+
+from mldeploy import errors
+from mldeploy.config import load_config
+from mldeploy.readiness import Readiness
+from mldeploy.routes import register_routes
+from modeler.modeler import Modeler
+
+EXTENSION = "mldeploy"
+
+
+def create_app(config: Mapping[str, object] | None = None, modeler: Modeler | None = None) -> Flask:
+    """Build the service. ``config`` overrides defaults and ``MLDEPLOY_*`` variables; pass a
+    ``modeler`` to serve one you built, else one is made from the config."""
+    app = Flask(__name__)
+    app.json.sort_keys = False  # keep "message" first in error bodies
+    load_config(app, config)
+    if modeler is None:
+        modeler = Modeler(
+            model_dir=app.config["MODEL_DIR"],
+            data=app.config["DATA"],
+            target=app.config["TARGET"],
+            lazy_train=bool(app.config["LAZY_TRAIN"]),
+            poll_interval=float(app.config["POLL_INTERVAL"]),
+        )
+    readiness = Readiness(modeler)
+    app.extensions[EXTENSION] = readiness
+
+    errors.init_app(app)
+    # catch_all_404s: unknown paths get our JSON 404 rather than Flask's HTML page.
+    api = errors.JsonApi(app, catch_all_404s=True)
+    register_routes(api, modeler, readiness)
+
+    if app.config["WARMUP"]:
+        readiness.start_warmup()
+    return app

@@ -1,0 +1,41 @@
+"""Service settings: defaults here, ``MLDEPLOY_*`` environment variables over them, and a dict
+passed to ``create_app`` (tests) over both."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from flask import Flask
+
+ENV_PREFIX = "MLDEPLOY"
+
+DEFAULTS: dict[str, object] = {
+    # Where versions are saved; None means the repository's models/ folder.
+    "MODEL_DIR": None,
+    # Training data: None for the bundled Iris, or a CSV path with a TARGET column.
+    "DATA": None,
+    "TARGET": "species",
+    # Train and save a model when none is saved yet (turn off when replicas share a model).
+    "LAZY_TRAIN": True,
+    # Load or train the model in the background at start, so /ready turns 200 by itself.
+    "WARMUP": True,
+    # How often (seconds) a worker checks the current-version pointer on the request path.
+    "POLL_INTERVAL": 0.5,
+    "HOST": "127.0.0.1",
+    "PORT": 5000,
+    # Flask's own limit: bodies over it answer 413.
+    "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+    # Rows in one /predict batch; more answer 413.
+    "MAX_BATCH_ROWS": 10_000,
+    # Seconds a client is told to wait (Retry-After) when the model is not ready.
+    "RETRY_AFTER": 1,
+}
+
+
+def load_config(app: Flask, overrides: Mapping[str, object] | None = None) -> None:
+    """Fill ``app.config``: defaults, then the environment, then ``overrides``."""
+    app.config.from_mapping(DEFAULTS)
+    # Values are parsed as JSON when they can be: MLDEPLOY_PORT=5001 gives an int.
+    app.config.from_prefixed_env(prefix=ENV_PREFIX)
+    if overrides:
+        app.config.from_mapping(overrides)

@@ -1,0 +1,90 @@
+"""Reading a /predict body: JSON only, then one of the accepted shapes.
+
+Shapes:  ``{"sepal_length": ..., ...}`` (one row), ``{"features": [numbers]}`` (one row in
+feature order), ``[{...}, ...]`` (a batch) and ``{"instances": [{...} or [numbers], ...]}``
+(a batch).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from flask import Request
+from werkzeug.exceptions import UnsupportedMediaType
+
+from modeler.errors import UNKNOWN, FieldError, InvalidInput, TooManyRows
+from modeler.validation import EMPTY, NOT_A_ROW
+
+INSTANCES = "instances"
+FEATURES = "features"
+MALFORMED = "Malformed JSON"
+
+
+def read_json(request: Request) -> object:
+    """The request body parsed as JSON; 415 when it is not JSON, 400 when it does not parse."""
+    if not request.is_json:
+        raise UnsupportedMediaType(
+            f"Send the body as JSON with Content-Type: application/json (got {request.mimetype or 'none'})"
+        )
+    raw = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH this raises 413
+    if not raw.strip():
+        raise InvalidInput([FieldError(None, None, "empty body: send a JSON object")], MALFORMED)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput([FieldError(None, None, f"malformed JSON: {exc}")], MALFORMED) from exc
+
+
+def _unknown_keys(body: Mapping, allowed: str) -> list[FieldError]:
+    return [FieldError(None, str(k), UNKNOWN) for k in body if k != allowed]
+
+
+def _check_batch(rows: list, max_rows: int, *, numbers_allowed: bool) -> None:
+    if not rows:
+        raise InvalidInput([FieldError(None, None, EMPTY)])
+    if len(rows) > max_rows:
+        raise TooManyRows(
+            [FieldError(None, None, f"{len(rows)} rows is over the limit of {max_rows} (MLDEPLOY_MAX_BATCH_ROWS)")],
+            "Batch too large",
+        )
+    allowed = (dict, list) if numbers_allowed else (dict,)
+    bad = [
+        FieldError(i, None, NOT_A_ROW if numbers_allowed else "not an object")
+        for i, row in enumerate(rows)
+        if not isinstance(row, allowed)
+    ]
+    if bad:
+        raise InvalidInput(bad)
+
+
+def rows_from_body(body: object, max_rows: int) -> object:
+    """The rows to score, in a shape :func:`modeler.validation.to_rows` understands.
+
+    A one-row shape gives a dict or a flat list (scored as one row); a batch gives a list of rows.
+    """
+    if isinstance(body, dict):
+        if INSTANCES in body:
+            errors = _unknown_keys(body, INSTANCES)
+            rows = body[INSTANCES]
+            if not isinstance(rows, list):
+                errors.append(FieldError(None, INSTANCES, "must be a list of rows"))
+            if errors:
+                raise InvalidInput(errors)
+            _check_batch(rows, max_rows, numbers_allowed=True)
+            return rows
+        if FEATURES in body:
+            errors = _unknown_keys(body, FEATURES)
+            values = body[FEATURES]
+            if not isinstance(values, list) or not values or any(isinstance(v, (list, dict)) for v in values):
+                errors.append(FieldError(None, FEATURES, "must be a non-empty list of numbers in feature order"))
+            if errors:
+                raise InvalidInput(errors)
+            return values
+        return body
+    if isinstance(body, list):
+        _check_batch(body, max_rows, numbers_allowed=False)
+        return body
+    raise InvalidInput(
+        [FieldError(None, None, f"the body must be a JSON object or an array of objects, not {type(body).__name__}")]
+    )

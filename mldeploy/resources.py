@@ -1,0 +1,71 @@
+"""Flask-RESTful resources: each gets its collaborators through ``resource_class_kwargs``."""
+
+from __future__ import annotations
+
+from flask import current_app, request
+from flask_restful import Resource
+
+from mldeploy.payload import read_json, rows_from_body
+from mldeploy.readiness import Readiness
+from modeler.modeler import Modeler
+
+
+class Predict(Resource):
+    """``POST /predict``: one row or a batch in, classes and probabilities out."""
+
+    def __init__(self, modeler: Modeler) -> None:
+        self.modeler = modeler
+
+    def post(self) -> dict:
+        """Score the rows in the JSON body."""
+        rows = rows_from_body(read_json(request), current_app.config["MAX_BATCH_ROWS"])
+        result = self.modeler.infer(rows)
+        probabilities = result.probability_dicts()
+        if result.single:
+            return {
+                "Class": result.labels[0],
+                "Input": dict(zip(result.features, result.rows[0], strict=True)),
+                "Probabilities": probabilities[0],
+                "ModelVersion": result.version,
+            }
+        return {
+            "Predictions": [
+                {"Class": label, "Probabilities": proba}
+                for label, proba in zip(result.labels, probabilities, strict=True)
+            ],
+            "ModelVersion": result.version,
+        }
+
+
+class Health(Resource):
+    """``GET /health``: the process is alive (answers before the model is loaded)."""
+
+    def get(self) -> dict:
+        """Always 200 while the process serves requests."""
+        return {"status": "ok"}
+
+
+class Ready(Resource):
+    """``GET /ready``: 200 once the model is loaded, 503 with the reason until then."""
+
+    def __init__(self, readiness: Readiness) -> None:
+        self.readiness = readiness
+
+    def get(self) -> tuple[dict, int] | tuple[dict, int, dict]:
+        """Readiness, for load balancers and orchestrators."""
+        ready, reason = self.readiness.check()
+        if ready:
+            return {"status": "ready", "ModelVersion": self.readiness.modeler.version}, 200
+        retry = {"Retry-After": str(current_app.config["RETRY_AFTER"])}
+        return {"status": "not ready", "message": f"Model not ready: {reason}"}, 503, retry
+
+
+class ModelInfo(Resource):
+    """``GET /model``: metadata of the version being served."""
+
+    def __init__(self, modeler: Modeler) -> None:
+        self.modeler = modeler
+
+    def get(self) -> dict:
+        """The current version's metadata."""
+        return self.modeler.metadata

@@ -1,0 +1,79 @@
+"""Training data: Iris from scikit-learn's bundled copy, or a user's CSV/DataFrame."""
+
+from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path
+
+import pandas as pd
+from sklearn.datasets import load_iris
+
+from modeler.errors import DataError
+
+IRIS_FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+IRIS_TARGET = "species"
+IRIS_SOURCE = "sklearn.datasets.load_iris (bundled copy)"
+
+DataSource = str | PathLike | pd.DataFrame | None
+
+
+def iris_frame() -> pd.DataFrame:
+    """Iris as one DataFrame with snake_case feature columns and a ``species`` label column.
+
+    ``load_iris`` reads the CSV shipped inside scikit-learn, so this never touches the network.
+    """
+    bunch = load_iris(as_frame=True)
+    frame = bunch.data.copy()
+    frame.columns = list(IRIS_FEATURES)
+    frame[IRIS_TARGET] = bunch.target.map(dict(enumerate(bunch.target_names))).astype(str)
+    return frame
+
+
+def describe_source(data: DataSource) -> str:
+    """A short human description of where training data comes from (kept in the metadata)."""
+    if data is None:
+        return IRIS_SOURCE
+    if isinstance(data, pd.DataFrame):
+        return "DataFrame"
+    return str(Path(data))
+
+
+def load_training_data(data: DataSource, target: str) -> tuple[pd.DataFrame, pd.Series]:
+    """Return ``(X, y)``: numeric feature columns and the target as strings.
+
+    ``data`` is None (Iris), a CSV path, or a DataFrame holding a ``target`` column.
+    """
+    if data is None:
+        frame = iris_frame()
+        if target != IRIS_TARGET:
+            raise DataError(f"the Iris data has target column {IRIS_TARGET!r}, not {target!r}")
+    elif isinstance(data, pd.DataFrame):
+        frame = data
+    else:
+        path = Path(data)
+        if not path.is_file():
+            raise DataError(f"training data file not found: {path}")
+        try:
+            frame = pd.read_csv(path)
+        except (ValueError, OSError) as exc:
+            raise DataError(f"cannot read training data {path}: {exc}") from exc
+
+    if target not in frame.columns:
+        raise DataError(f"target column {target!r} not in the data (columns: {', '.join(map(str, frame.columns))})")
+    features = frame.drop(columns=[target])
+    if features.shape[1] == 0:
+        raise DataError("the data has no feature columns besides the target")
+    bad = [
+        str(c)
+        for c in features.columns
+        if not pd.api.types.is_numeric_dtype(features[c]) or pd.api.types.is_bool_dtype(features[c])
+    ]
+    if bad:
+        raise DataError(f"feature columns must be numeric: {', '.join(bad)}")
+    features.columns = [str(c) for c in features.columns]
+    if features.isna().any().any() or frame[target].isna().any():
+        raise DataError("the training data has missing values; drop or fill them first")
+    if len(frame) < 2:
+        raise DataError("the training data needs at least 2 rows")
+    # Labels are kept as strings so that predictions are str whatever the CSV held.
+    return features.astype("float64"), frame[target].astype(str)

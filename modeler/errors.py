@@ -1,0 +1,76 @@
+"""Domain errors raised by the modeler package.
+
+They carry no HTTP status codes: the service maps each class to a status in one place
+(``mldeploy.errors``), and scripts can catch them like any other exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+# The problems a field can have; the API and the tests import these rather than
+# repeating the strings.
+MISSING = "missing"
+UNKNOWN = "unknown"
+NOT_A_NUMBER = "not a number"
+NOT_FINITE = "not finite"
+BOOLEAN = "boolean"
+NULL = "null"
+
+
+class ModelerError(Exception):
+    """Base class of every error the modeler raises on purpose."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field of one input row (``row`` is None for whole-input problems)."""
+
+    row: int | None
+    field: str | None
+    problem: str
+
+    def as_dict(self) -> dict:
+        """The error as a plain dict, ready for JSON."""
+        return asdict(self)
+
+    def __str__(self) -> str:
+        where = [f"row {self.row}"] if self.row is not None else []
+        if self.field is not None:
+            where.append(repr(self.field))
+        return f"{' '.join(where) or 'input'}: {self.problem}"
+
+
+class InvalidInput(ModelerError, ValueError):
+    """The input cannot be scored; ``errors`` names each bad field and its problem."""
+
+    def __init__(self, errors: list[FieldError], message: str = "Invalid input") -> None:
+        self.errors = list(errors)
+        self.message = message
+        shown = "; ".join(str(e) for e in self.errors[:5])
+        more = f" (+{len(self.errors) - 5} more)" if len(self.errors) > 5 else ""
+        super().__init__(f"{message}: {shown}{more}" if shown else message)
+
+
+class TooManyRows(InvalidInput):
+    """A batch is larger than the configured limit."""
+
+
+class DataError(ModelerError, ValueError):
+    """The training data cannot be used (missing target, non-numeric features, too few rows)."""
+
+
+class ModelNotReady(ModelerError, RuntimeError):
+    """No model can be served right now; the message says why."""
+
+
+class ModelIntegrityError(ModelNotReady):
+    """A saved artifact does not match its metadata (hash mismatch, truncated, unreadable)."""
+
+
+class IncompatibleModelError(ModelNotReady):
+    """A saved model was written by another scikit-learn version."""
+
+
+class VersionNotFound(ModelerError, LookupError):
+    """The requested model version does not exist."""

@@ -1,0 +1,203 @@
+"""Saved model versions on disk: layout, atomic save, the current-version pointer, verified load.
+
+Layout under the model directory::
+
+    CURRENT                      the current version id (replaced atomically)
+    .train.lock                  file lock held by whoever writes (train, activate, clean-up)
+    versions/<id>/model.joblib   the fitted estimator
+    versions/<id>/metadata.json  what DESIGN.md lists, including the artifact's sha256
+
+A version directory is built under a temporary name and renamed into place only when both files
+are complete and flushed, so a listed version is always whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import filelock
+import joblib
+import sklearn
+from sklearn.exceptions import InconsistentVersionWarning
+
+from modeler.atomic import TEMP_PREFIX, atomic_write_text, fsync_dir, fsync_file
+from modeler.errors import (
+    IncompatibleModelError,
+    ModelIntegrityError,
+    ModelNotReady,
+    VersionNotFound,
+)
+
+POINTER_FILE = "CURRENT"
+LOCK_FILE = ".train.lock"
+VERSIONS_DIR = "versions"
+ARTIFACT_FILE = "model.joblib"
+METADATA_FILE = "metadata.json"
+VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+class ModelStore:
+    """Reads and writes model versions under one directory."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        self.versions_dir = self.root / VERSIONS_DIR
+        self.pointer_path = self.root / POINTER_FILE
+        self.lock_path = self.root / LOCK_FILE
+
+    # -- the pointer -------------------------------------------------------------------------
+
+    def pointer_stamp(self) -> tuple[int, int, int] | None:
+        """A cheap fingerprint of the pointer file (one ``stat``); None when there is none."""
+        try:
+            st = os.stat(self.pointer_path)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def current_version(self) -> str | None:
+        """The version id the pointer names, or None when nothing was saved yet."""
+        try:
+            version = self.pointer_path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return version or None
+
+    def activate(self, version: str) -> None:
+        """Make ``version`` current. Callers hold :meth:`lock`."""
+        self._check_exists(version)
+        atomic_write_text(self.pointer_path, version + "\n")
+
+    # -- versions ----------------------------------------------------------------------------
+
+    def version_dir(self, version: str) -> Path:
+        """Directory of one version (validated against path tricks)."""
+        if not isinstance(version, str) or not VERSION_PATTERN.match(version):
+            raise VersionNotFound(f"not a valid version id: {version!r}")
+        return self.versions_dir / version
+
+    def _check_exists(self, version: str) -> Path:
+        path = self.version_dir(version)
+        if not (path / METADATA_FILE).is_file():
+            raise VersionNotFound(f"no saved version {version!r} in {self.root}")
+        return path
+
+    def list_versions(self) -> list[dict]:
+        """Metadata of every complete version, oldest first."""
+        if not self.versions_dir.is_dir():
+            return []
+        found = []
+        for path in self.versions_dir.iterdir():
+            if path.name.startswith(".") or not (path / METADATA_FILE).is_file():
+                continue
+            try:
+                found.append(json.loads((path / METADATA_FILE).read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                continue
+        return sorted(found, key=lambda m: (m.get("trained_at", ""), m.get("version", "")))
+
+    def read_metadata(self, version: str) -> dict:
+        """The metadata of one version."""
+        path = self._check_exists(version) / METADATA_FILE
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ModelIntegrityError(f"metadata of version {version!r} is not valid JSON") from exc
+
+    def save(self, estimator: object, metadata: dict) -> dict:
+        """Write a new version and return its metadata (with the artifact's hash). Hold :meth:`lock`."""
+        version = metadata["version"]
+        final = self.version_dir(version)
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.versions_dir))
+        try:
+            artifact = tmp / ARTIFACT_FILE
+            joblib.dump(estimator, artifact)
+            fsync_file(artifact)
+            data = artifact.read_bytes()
+            metadata = {
+                **metadata,
+                "artifact": {"file": ARTIFACT_FILE, "sha256": sha256_bytes(data), "bytes": len(data)},
+            }
+            meta_path = tmp / METADATA_FILE
+            meta_path.write_text(json.dumps(metadata, indent=2, sort_keys=True), encoding="utf-8")
+            fsync_file(meta_path)
+            os.chmod(tmp, 0o755)  # mkdtemp makes it private; other users may serve from it
+            fsync_dir(tmp)
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        fsync_dir(self.versions_dir)
+        return metadata
+
+    def load(self, version: str) -> tuple[object, dict]:
+        """Load one version after checking its sha256 and scikit-learn version."""
+        metadata = self.read_metadata(version)
+        path = self.version_dir(version) / metadata.get("artifact", {}).get("file", ARTIFACT_FILE)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ModelIntegrityError(f"cannot read the artifact of version {version!r}: {exc}") from exc
+        expected = metadata.get("artifact", {}).get("sha256")
+        actual = sha256_bytes(data)
+        if actual != expected:
+            raise ModelIntegrityError(
+                f"artifact of version {version!r} has sha256 {actual[:12]}…, "
+                f"but its metadata says {str(expected)[:12]}…: refusing to load it"
+            )
+        saved_with = metadata.get("environment", {}).get("sklearn")
+        if saved_with != sklearn.__version__:
+            raise IncompatibleModelError(
+                f"version {version!r} was saved with scikit-learn {saved_with}, "
+                f"this process runs {sklearn.__version__}: retrain it"
+            )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", InconsistentVersionWarning)
+                # Loads the bytes that were hashed, so the file cannot change in between.
+                estimator = joblib.load(io.BytesIO(data))
+        except InconsistentVersionWarning as exc:
+            raise IncompatibleModelError(f"version {version!r}: {exc}") from exc
+        except Exception as exc:  # an unpicklable file is corrupt, whatever the exception
+            raise ModelIntegrityError(f"cannot unpickle version {version!r}: {exc}") from exc
+        return estimator, metadata
+
+    # -- writers' lock and clean-up ----------------------------------------------------------
+
+    def lock(self, timeout: float) -> filelock.BaseFileLock:
+        """The inter-process lock every writer holds; raises ModelNotReady when it cannot be made."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ModelNotReady(f"cannot create the model directory {self.root}: {exc}") from exc
+        if not os.access(self.root, os.W_OK):
+            raise ModelNotReady(f"the model directory {self.root} is read-only: cannot train or save here")
+        return filelock.FileLock(self.lock_path, timeout=timeout)
+
+    def remove_stray_temp(self) -> list[Path]:
+        """Delete leftovers of writers that were killed mid-write. Hold :meth:`lock`."""
+        removed = []
+        for parent in (self.root, self.versions_dir):
+            if not parent.is_dir():
+                continue
+            for path in parent.glob(TEMP_PREFIX + "*"):
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed
