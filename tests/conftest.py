@@ -1,0 +1,44 @@
+"""Shared fixtures: every test gets its own model directory and a fresh app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from mldeploy import create_app
+from modeler.modeler import Modeler
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    """An empty model directory of the test's own."""
+    path = tmp_path / "models"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def modeler(model_dir: Path) -> Modeler:
+    """A Modeler on the empty directory (it trains on first use)."""
+    return Modeler(model_dir)
+
+
+@pytest.fixture
+def trained(modeler: Modeler) -> Modeler:
+    """A Modeler with one saved, loaded version."""
+    return modeler.fit()
+
+
+@pytest.fixture
+def app(model_dir: Path) -> Flask:
+    """The service on the test's model directory, no background warm-up (tests decide when)."""
+    return create_app({"TESTING": True, "MODEL_DIR": str(model_dir), "WARMUP": False})
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client for :func:`app`."""
+    return app.test_client()

@@ -1,0 +1,88 @@
+"""Helpers for tests that run real processes: free ports, a served copy of the repository."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+SEED_ROW = {"sepal_length": 5.0, "sepal_width": 3.2, "petal_length": 1.5, "petal_width": 0.3}
+# What a user's clone holds at run time: code only, models/ empty.
+CODE = ("app.py", "mldeploy", "modeler")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def copy_project(dest: Path) -> Path:
+    """Copy the code into ``dest`` with an empty models/ folder, as in a fresh clone."""
+    for name in CODE:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    (dest / "models").mkdir()
+    return dest
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test's environment without MLDEPLOY_* settings that could leak in, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLDEPLOY_")}
+    env.update(extra)
+    return env
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Poll ``url`` until it answers; fail early if the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before answering {url}")
+        with contextlib.suppress(requests.ConnectionError):
+            requests.get(url, timeout=1)
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"no answer from {url} within {timeout} s")
+
+
+def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    """Stop a process we started, by its PID: SIGTERM, then SIGKILL if it lingers."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+
+
+@contextlib.contextmanager
+def running(
+    args: Sequence[str], cwd: Path, port: int, env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Run ``python *args`` in ``cwd`` until the block ends; yields ``(base_url, process)``."""
+    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([sys.executable, *args], cwd=cwd, env=env or clean_env(), stdout=out, stderr=out)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base + "/health", proc)
+        yield base, proc
+    finally:
+        stop(proc)
+        if log:
+            out.close()

@@ -1,0 +1,81 @@
+"""Real processes: ``python app.py`` in a copy of the code with an empty models folder, and the
+notebook executed by a real kernel against it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+import requests
+from nbclient import NotebookClient
+
+from modeler.store import VERSIONS_DIR
+from tests.support import REPO, SEED_ROW, clean_env, copy_project, free_port, running
+
+NOTEBOOK = REPO / "notebooks" / "client.ipynb"
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """``python app.py --port P`` in a fresh copy; yields (base URL, project copy)."""
+    project = copy_project(tmp_path_factory.mktemp("clone"))
+    port = free_port()
+    with running(["app.py", "--port", str(port)], project, port, log=project / "server.log") as (base, _):
+        yield base, project
+
+
+def test_seed_client_gets_setosa_and_the_model_is_saved_in_the_copy(live) -> None:
+    base, project = live
+    res = requests.post(
+        f"{base}/predict",
+        json={"sepal_length": 5.0, "sepal_width": 3.2, "petal_length": 1.5, "petal_width": 0.3},
+        timeout=30,
+    )
+    assert res.json()["Class"] == "setosa"
+    versions = list((project / "models" / VERSIONS_DIR).iterdir())
+    assert [v.name for v in versions] == [res.json()["ModelVersion"]]
+
+
+def test_live_errors_are_json(live) -> None:
+    base, _ = live
+    bad = requests.post(f"{base}/predict", json={**SEED_ROW, "petal_width": None}, timeout=10)
+    assert bad.status_code == 400
+    assert bad.json()["errors"] == [{"row": 0, "field": "petal_width", "problem": "null"}]
+    missing = requests.get(f"{base}/nowhere", timeout=10)
+    assert missing.status_code == 404 and missing.headers["Content-Type"] == "application/json"
+    assert requests.get(f"{base}/ready", timeout=10).status_code == 200
+
+
+def test_ready_turns_200_without_any_prediction(tmp_path: Path) -> None:
+    project = copy_project(tmp_path)
+    port = free_port()
+    env = clean_env(MLDEPLOY_PORT=str(port), MLDEPLOY_MODEL_DIR=str(tmp_path / "elsewhere"))
+    with running(["app.py"], project, port, env=env) as (base, _):
+        for _ in range(300):
+            if requests.get(f"{base}/ready", timeout=10).status_code == 200:
+                break
+        assert requests.get(f"{base}/ready", timeout=10).json()["status"] == "ready"
+    assert list((tmp_path / "elsewhere" / VERSIONS_DIR).iterdir())
+    assert not list((project / "models").iterdir())
+
+
+def test_help_lists_host_and_port() -> None:
+    out = subprocess.run([sys.executable, "app.py", "--help"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    assert "--host" in out.stdout and "--port" in out.stdout
+
+
+def test_notebook_runs_against_the_live_server(live, monkeypatch) -> None:
+    base, _ = live
+    monkeypatch.setenv("MLDEPLOY_URL", base)  # the kernel inherits the environment
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "setosa" in text and "model version" in text and "400" in text
+    assert any("image/png" in o.get("data", {}) for o in outputs), "the bar chart was not drawn"
