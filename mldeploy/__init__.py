@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from flask import Flask
 
 from mldeploy import errors
-from mldeploy.config import load_config
+from mldeploy.config import load_config, make_modeler
 from mldeploy.readiness import Readiness
 from mldeploy.routes import register_routes
 from modeler.modeler import Modeler
 
 EXTENSION = "mldeploy"
+API_EXTENSION = "mldeploy_api"
 
 
 def create_app(config: Mapping[str, object] | None = None, modeler: Modeler | None = None) -> Flask:
@@ -22,19 +23,14 @@ def create_app(config: Mapping[str, object] | None = None, modeler: Modeler | No
     app.json.sort_keys = False  # keep "message" first in error bodies
     load_config(app, config)
     if modeler is None:
-        modeler = Modeler(
-            model_dir=app.config["MODEL_DIR"],
-            data=app.config["DATA"],
-            target=app.config["TARGET"],
-            lazy_train=bool(app.config["LAZY_TRAIN"]),
-            poll_interval=float(app.config["POLL_INTERVAL"]),
-        )
+        modeler = make_modeler(app.config)
     readiness = Readiness(modeler)
     app.extensions[EXTENSION] = readiness
 
     errors.init_app(app)
     # catch_all_404s: unknown paths get our JSON 404 rather than Flask's HTML page.
     api = errors.JsonApi(app, catch_all_404s=True)
+    app.extensions[API_EXTENSION] = api
     register_routes(api, modeler, readiness)
 
     if app.config["WARMUP"]:

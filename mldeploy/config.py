@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from flask import Flask
+from flask import Config, Flask
+
+from modeler.modeler import Modeler
 
 ENV_PREFIX = "MLDEPLOY"
 
@@ -29,13 +31,37 @@ DEFAULTS: dict[str, object] = {
     "MAX_BATCH_ROWS": 10_000,
     # Seconds a client is told to wait (Retry-After) when the model is not ready.
     "RETRY_AFTER": 1,
+    # Bearer key for the admin endpoints; unset means they answer 403.
+    "ADMIN_KEY": None,
 }
 
 
-def load_config(app: Flask, overrides: Mapping[str, object] | None = None) -> None:
-    """Fill ``app.config``: defaults, then the environment, then ``overrides``."""
-    app.config.from_mapping(DEFAULTS)
+def fill(config: Config, overrides: Mapping[str, object] | None = None) -> Config:
+    """Fill ``config``: defaults, then the environment, then ``overrides``."""
+    config.from_mapping(DEFAULTS)
     # Values are parsed as JSON when they can be: MLDEPLOY_PORT=5001 gives an int.
-    app.config.from_prefixed_env(prefix=ENV_PREFIX)
+    config.from_prefixed_env(prefix=ENV_PREFIX)
     if overrides:
-        app.config.from_mapping(overrides)
+        config.from_mapping(overrides)
+    return config
+
+
+def load_config(app: Flask, overrides: Mapping[str, object] | None = None) -> None:
+    """Fill ``app.config`` as :func:`fill` does."""
+    fill(app.config, overrides)
+
+
+def settings(overrides: Mapping[str, object] | None = None) -> Config:
+    """The same settings without an app, for the command line."""
+    return fill(Config("."), overrides)
+
+
+def make_modeler(config: Mapping[str, object]) -> Modeler:
+    """The Modeler the settings describe (model directory, data, target, lazy training, polling)."""
+    return Modeler(
+        model_dir=config["MODEL_DIR"],
+        data=config["DATA"],
+        target=config["TARGET"],
+        lazy_train=bool(config["LAZY_TRAIN"]),
+        poll_interval=float(config["POLL_INTERVAL"]),
+    )

@@ -224,7 +224,7 @@ class Modeler:
             stamp = self.store.pointer_stamp()
             version = self.store.current_version()
             if version is None:
-                raise ModelNotReady(f"no saved model in {self.model_dir}: call fit() or train one")
+                raise ModelNotReady(f"no saved model in {self.model_dir}: call fit() or run `python -m mldeploy train`")
             self._use(self._load_version(version), stamp)
         return self
 

@@ -226,3 +226,32 @@ def test_injected_modeler_is_served(model_dir: Path) -> None:
     body = post(client, SEED_ROW).get_json()
     assert body["ModelVersion"] == modeler.version
     assert client.get("/model").get_json()["params"]["max_depth"] == 1
+
+
+def test_admin_key_check(model_dir: Path) -> None:
+    from flask_restful import Resource
+
+    from mldeploy.auth import admin_required
+
+    class Secret(Resource):
+        @admin_required
+        def post(self):
+            return {"ok": True}
+
+    for key, header, status in [
+        (None, None, 403),
+        ("k1", None, 401),
+        ("k1", "Bearer nope", 401),
+        ("k1", "Bearer k1", 200),
+    ]:
+        app = create_app({"MODEL_DIR": str(model_dir), "WARMUP": False, "ADMIN_KEY": key})
+        app.extensions["mldeploy_api"].add_resource(Secret, "/secret")
+        res = app.test_client().post("/secret", headers={"Authorization": header} if header else {})
+        assert res.status_code == status, res.get_json()
+        if status == 401:
+            assert res.headers["WWW-Authenticate"].startswith("Bearer")
+        if status == 403:
+            assert "MLDEPLOY_ADMIN_KEY" in res.get_json()["message"]
+    app = create_app({"MODEL_DIR": str(model_dir), "WARMUP": False, "ADMIN_KEY": "k1"})
+    app.extensions["mldeploy_api"].add_resource(Secret, "/secret")
+    assert app.test_client().post("/secret?key=k1").status_code == 401  # never from the query string

@@ -1,0 +1,54 @@
+"""The command line: ``python -m mldeploy <command>``. Each command lives in
+``mldeploy/commands/<name>.py`` with ``register(subparsers)``; this module only assembles them
+and turns domain errors into messages on stderr and documented exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mldeploy.commands import info, predict, serve, train, versions
+from modeler.errors import InvalidInput, ModelerError, ModelNotReady, VersionNotFound
+
+COMMANDS = (serve, train, info, versions, predict)
+
+# Exit codes (documented in the README).
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2  # argparse's own code for bad arguments
+EXIT_INVALID_INPUT = 3
+EXIT_NOT_READY = 4
+EXIT_NOT_FOUND = 5
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with every command registered."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mldeploy",
+        description="Serve, train and query mldeploy models. Settings come from MLDEPLOY_* variables.",
+        epilog="exit codes: 0 ok, 1 error, 2 usage, 3 invalid input, 4 model not ready, 5 version not found",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except InvalidInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    except ModelNotReady as exc:
+        print(f"error: model not ready: {exc}", file=sys.stderr)
+        return EXIT_NOT_READY
+    except VersionNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except (ModelerError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
