@@ -33,7 +33,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from modeler.compiled_tree import CompiledTree
 from modeler.data import DataSource, describe_source, load_training_data
-from modeler.errors import DataError, ModelNotReady
+from modeler.errors import DataError, ModelIntegrityError, ModelNotReady, VersionNotFound
 from modeler.store import ModelStore
 from modeler.validation import Rows, to_rows
 
@@ -212,7 +212,10 @@ class Modeler:
         return model
 
     def _load_version(self, version: str) -> LoadedModel:
-        estimator, metadata = self.store.load(version)
+        try:
+            estimator, metadata = self.store.load(version)
+        except VersionNotFound as exc:  # the pointer names a version that is gone: nothing to serve
+            raise ModelIntegrityError(f"the current pointer names version {version!r}, which is missing") from exc
         if not isinstance(estimator, DecisionTreeClassifier):
             raise ModelNotReady(f"version {version!r} holds a {type(estimator).__name__}, not a DecisionTreeClassifier")
         log.info("loaded model version %s from %s", version, self.model_dir)

@@ -107,6 +107,12 @@ def test_inconsistent_version_warning_is_an_error(model_dir: Path, monkeypatch) 
         Modeler(model_dir).load()
 
 
+def test_pointer_to_a_missing_version_is_not_ready(trained: Modeler, model_dir: Path) -> None:
+    (model_dir / POINTER_FILE).write_text("20000101T000000Z-000000\n")
+    with pytest.raises(ModelIntegrityError, match="missing"):
+        Modeler(model_dir).load()
+
+
 def test_load_without_saved_model_says_so(modeler: Modeler) -> None:
     with pytest.raises(ModelNotReady, match="no saved model"):
         modeler.load()
