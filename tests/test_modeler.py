@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -258,16 +259,19 @@ def test_no_temp_files_are_left_and_stray_ones_are_removed(trained: Modeler, mod
     assert len(saved_versions(model_dir)) == 2
 
 
-def test_eight_processes_on_an_empty_dir_train_exactly_once(model_dir: Path) -> None:
-    go = model_dir.parent / "go"
+def test_eight_processes_on_an_empty_dir_train_exactly_once(model_dir: Path, tmp_path: Path) -> None:
+    # Each process imports everything, says it is ready, then waits for one shared "go", so the
+    # eight first predictions really start together (imports alone take longer than a training).
+    go = tmp_path / "go"
     script = textwrap.dedent(
         f"""
         import os, sys, time
         sys.path.insert(0, {str(REPO)!r})
         from modeler.modeler import Modeler
-        while not os.path.exists({str(go)!r}):
-            time.sleep(0.005)
         m = Modeler({str(model_dir)!r})
+        open(os.path.join({str(tmp_path)!r}, "ready-%d" % os.getpid()), "w").close()
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.001)
         print(m.predict([5.0, 3.2, 1.5, 0.3]), m.version)
         """
     )
@@ -275,6 +279,9 @@ def test_eight_processes_on_an_empty_dir_train_exactly_once(model_dir: Path) -> 
         subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(8)
     ]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("ready-*"))) < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
     go.touch()
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 8, [err for _, err in outputs]
