@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import current_app, request
 from flask_restful import Resource
 
+from mldeploy.annotations import annotate, explain_requested
 from mldeploy.payload import read_json, rows_from_body
 from mldeploy.readiness import Readiness
 from modeler.modeler import Modeler
@@ -17,24 +18,25 @@ class Predict(Resource):
         self.modeler = modeler
 
     def post(self) -> dict:
-        """Score the rows in the JSON body."""
+        """Score the rows in the JSON body (``?explain=true`` adds each row's decision path)."""
+        explain = explain_requested(request)
         rows = rows_from_body(read_json(request), current_app.config["MAX_BATCH_ROWS"])
         result = self.modeler.infer(rows)
         probabilities = result.probability_dicts()
         if result.single:
-            return {
+            body = {
                 "Class": result.labels[0],
                 "Input": dict(zip(result.features, result.rows[0], strict=True)),
                 "Probabilities": probabilities[0],
                 "ModelVersion": result.version,
             }
-        return {
-            "Predictions": [
-                {"Class": label, "Probabilities": proba}
-                for label, proba in zip(result.labels, probabilities, strict=True)
-            ],
-            "ModelVersion": result.version,
-        }
+            annotate(result, [body], explain)
+            return body
+        predictions = [
+            {"Class": label, "Probabilities": proba} for label, proba in zip(result.labels, probabilities, strict=True)
+        ]
+        annotate(result, predictions, explain)
+        return {"Predictions": predictions, "ModelVersion": result.version}
 
 
 class Health(Resource):

@@ -35,6 +35,9 @@ class CompiledTree:
         self.leaf_proba = np.ascontiguousarray(tree.value[:, 0, : len(self.classes)], dtype=np.float64)
         self.leaf_class = self.leaf_proba.argmax(axis=1)  # same tie rule as sklearn's argmax
         self.depth = int(tree.max_depth)
+        # For explanations: training rows per node, and per class (value holds fractions).
+        self.n_node_samples = np.asarray(tree.n_node_samples, dtype=np.intp)
+        self.leaf_counts = self.leaf_proba * np.asarray(tree.weighted_n_node_samples, dtype=np.float64)[:, None]
         # Plain lists for the single-row walk: list indexing beats numpy scalar access.
         self._feature = self.feature.tolist()
         self._threshold = self.threshold.tolist()
@@ -54,6 +57,15 @@ class CompiledTree:
         while left[node] != TREE_LEAF:
             node = left[node] if x[feature[node]] <= threshold[node] else right[node]
         return node
+
+    def path_of(self, row: Sequence[float]) -> list[int]:
+        """Nodes from the root to the leaf for one row, walked exactly as :meth:`leaf_of` walks."""
+        x = array("f", row)
+        node, path = 0, [0]
+        while self._left[node] != TREE_LEAF:
+            node = self._left[node] if x[self._feature[node]] <= self._threshold[node] else self._right[node]
+            path.append(node)
+        return path
 
     def leaves(self, X: np.ndarray) -> np.ndarray:
         """Leaf index per row of a 2-D float array, level by level with numpy."""

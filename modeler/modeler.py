@@ -20,6 +20,7 @@ import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from inspect import signature
 from pathlib import Path
 
@@ -34,6 +35,8 @@ from sklearn.tree import DecisionTreeClassifier
 from modeler.compiled_tree import CompiledTree
 from modeler.data import DataSource, describe_source, load_training_data
 from modeler.errors import DataError, ModelIntegrityError, ModelNotReady, VersionNotFound
+from modeler.explanation import Explanation, explain_row
+from modeler.ranges import Range, RangeWarning, out_of_range, training_ranges
 from modeler.store import ModelStore
 from modeler.validation import Rows, to_rows
 
@@ -61,6 +64,11 @@ class LoadedModel:
         """Feature names in the order the model expects them."""
         return tuple(self.metadata["feature_names"])
 
+    @cached_property
+    def ranges(self) -> tuple[Range, ...]:
+        """Training ``(min, max)`` per feature, in model order."""
+        return training_ranges(self.metadata, self.features)
+
 
 @dataclass(frozen=True)
 class Inference:
@@ -72,6 +80,7 @@ class Inference:
     single: bool
     leaves: np.ndarray
     tree: CompiledTree = field(repr=False)
+    ranges: tuple[Range, ...] = field(default=(), repr=False)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -91,6 +100,14 @@ class Inference:
     def probability_dicts(self) -> list[dict[str, float]]:
         """Class probabilities per row as ``{class: probability}`` dicts."""
         return [dict(self.tree.leaf_proba_dicts[leaf]) for leaf in self.leaves.tolist()]
+
+    def out_of_range(self) -> dict[int, list[RangeWarning]]:
+        """``{row index: warnings}`` for rows with a feature outside its training range."""
+        return out_of_range(self.rows, self.features, self.ranges)
+
+    def explanations(self) -> list[Explanation]:
+        """The decision path of each row, in input order."""
+        return [explain_row(self.tree, self.features, row) for row in self.rows]
 
 
 def _json_safe(value: object) -> object:
@@ -358,7 +375,7 @@ class Modeler:
             leaves = np.array([model.tree.leaf_of(rows[0])])
         else:
             leaves = model.tree.leaves(np.asarray(rows, dtype=np.float64))
-        return Inference(model.version, model.features, rows, single, leaves, model.tree)
+        return Inference(model.version, model.features, rows, single, leaves, model.tree, model.ranges)
 
     def predict(self, x: object) -> str | list[str]:
         """Class label for one row (a dict or a list of numbers in feature order), or a list of
@@ -366,6 +383,14 @@ class Modeler:
         result = self.infer(x)
         labels = result.labels
         return labels[0] if result.single else labels
+
+    def explain(self, x: object) -> Explanation | list[Explanation]:
+        """Why the model answers as it does: the root-to-leaf path of one row (the same forms as
+        :meth:`predict`), or a list of paths for many rows. ``.as_dict()`` gives plain words and
+        structured steps."""
+        result = self.infer(x)
+        explanations = result.explanations()
+        return explanations[0] if result.single else explanations
 
     def predict_proba(self, x: object) -> dict[str, float] | list[dict[str, float]] | pd.DataFrame:
         """``{class: probability}`` for one row, a list of such dicts for many rows, or a DataFrame

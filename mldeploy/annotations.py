@@ -1,0 +1,56 @@
+"""What a prediction may carry beyond its class and probabilities: ``Warnings`` for features
+outside their training range (always checked), and an ``Explanation`` (on ``?explain=true``).
+
+Kept out of the resource so the plain /predict path stays one call: :func:`annotate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from flask import Request
+
+from modeler.errors import FieldError, InvalidInput
+from modeler.modeler import Inference
+
+EXPLAIN = "explain"
+WARNINGS = "Warnings"
+EXPLANATION = "Explanation"
+TRUE = frozenset({"", "1", "true", "yes", "on"})
+FALSE = frozenset({"0", "false", "no", "off"})
+NOT_A_FLAG = "must be true or false"
+
+
+def explain_requested(request: Request) -> bool:
+    """Whether the query asks for explanations (``?explain=true``); 400 for an unclear value."""
+    if not request.query_string:  # the usual request: no parsing at all
+        return False
+    value = request.args.get(EXPLAIN)
+    if value is None:
+        return False
+    value = value.strip().lower()
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    raise InvalidInput([FieldError(None, EXPLAIN, NOT_A_FLAG)], "Invalid query parameter")
+
+
+def record_out_of_range(fields: Iterable[str]) -> None:
+    """Hook for a per-feature Prometheus counter of out-of-range values (one call per value).
+
+    The metrics module is not part of the service yet; when it is, count here.
+    """
+
+
+def annotate(result: Inference, predictions: list[dict], explain: bool) -> None:
+    """Add ``Warnings`` (only when some feature is out of range) and, if asked, ``Explanation``
+    to each prediction dict of ``result``, in place."""
+    warnings = result.out_of_range()
+    if warnings:
+        record_out_of_range(w.field for found in warnings.values() for w in found)
+        for row, found in warnings.items():
+            predictions[row][WARNINGS] = [w.as_dict() for w in found]
+    if explain:
+        for prediction, explanation in zip(predictions, result.explanations(), strict=True):
+            prediction[EXPLANATION] = explanation.as_dict()
