@@ -31,6 +31,8 @@ DEFAULTS: dict[str, object] = {
     "MAX_BATCH_ROWS": 10_000,
     # Seconds a client is told to wait (Retry-After) when the model is not ready.
     "RETRY_AFTER": 1,
+    # The model's name in the Open Inference Protocol routes (/v2/models/<name>/...).
+    "MODEL_NAME": "iris",
     # Bearer key for the admin endpoints; unset means they answer 403.
     "ADMIN_KEY": None,
 }

@@ -1,4 +1,5 @@
-"""The one place that turns exceptions into HTTP answers: JSON with a ``message``, always.
+"""The one place that turns exceptions into HTTP answers: JSON with a ``message``, always
+(``{"error": "..."}`` on the Open Inference Protocol's /v2 routes, as that protocol requires).
 
 Flask-RESTful sends exceptions raised on its routes to ``Api.handle_error`` and, outside
 testing/debug mode, never consults ``@app.errorhandler`` for them; so the mapping lives in
@@ -13,6 +14,7 @@ from flask import Flask, Response, current_app, request
 from flask_restful import Api
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
+from mldeploy.open_inference import is_v2
 from modeler.errors import DataError, InvalidInput, ModelNotReady, TooManyRows, VersionNotFound
 
 log = logging.getLogger(__name__)
@@ -22,7 +24,7 @@ KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
 def _http_message(exc: HTTPException) -> str:
-    if isinstance(exc, NotFound):
+    if isinstance(exc, NotFound) and exc.description == NotFound.description:
         return f"Not found: no route for {request.method} {request.path}"
     if isinstance(exc, MethodNotAllowed):
         allowed = ", ".join(sorted(exc.valid_methods or []))
@@ -55,6 +57,9 @@ def error_response(exc: BaseException) -> Response:
         # A bug of ours: log it with its traceback, but never send the traceback.
         log.exception("unhandled error on %s %s", request.method, request.path)
         status, body = 500, {"message": "Internal server error"}
+    if is_v2(request.path):
+        # The Open Inference Protocol's error shape: one message, the details written out in it.
+        body = {"error": str(exc) if isinstance(exc, InvalidInput) else body["message"]}
     response = current_app.json.response(body)
     response.status_code = status
     response.headers.update(headers)

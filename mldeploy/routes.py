@@ -6,6 +6,7 @@ from flask_restful import Api
 
 from mldeploy.readiness import Readiness
 from mldeploy.resources import Health, ModelInfo, Predict, Ready
+from mldeploy.v2_resources import ModelInfer, ModelMetadata, ModelReady, ServerLive, ServerMetadata, ServerReady
 from modeler.modeler import Modeler
 
 
@@ -15,3 +16,19 @@ def register_routes(api: Api, modeler: Modeler, readiness: Readiness) -> None:
     api.add_resource(Health, "/health")
     api.add_resource(Ready, "/ready", resource_class_kwargs={"readiness": readiness})
     api.add_resource(ModelInfo, "/model", resource_class_kwargs={"modeler": modeler})
+
+    # Open Inference Protocol (KServe V2) REST; a version in the path must be the current one.
+    model, version = "/v2/models/<string:model_name>", "/versions/<string:model_version>"
+    api.add_resource(ServerMetadata, "/v2")
+    api.add_resource(ServerLive, "/v2/health/live")
+    api.add_resource(ServerReady, "/v2/health/ready", resource_class_kwargs={"readiness": readiness})
+    api.add_resource(ModelMetadata, model, model + version, resource_class_kwargs={"modeler": modeler})
+    api.add_resource(
+        ModelReady,
+        model + "/ready",
+        model + version + "/ready",
+        resource_class_kwargs={"modeler": modeler, "readiness": readiness},
+    )
+    api.add_resource(
+        ModelInfer, model + "/infer", model + version + "/infer", resource_class_kwargs={"modeler": modeler}
+    )

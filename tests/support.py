@@ -60,6 +60,15 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> No
     raise TimeoutError(f"no answer from {url} within {timeout} s")
 
 
+def wait_ready(url: str, timeout: float = 60.0) -> None:
+    """Poll a readiness ``url`` until it answers 200."""
+    deadline = time.monotonic() + timeout
+    while requests.get(url, timeout=10).status_code != 200:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} not ready within {timeout} s")
+        time.sleep(0.1)
+
+
 def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
     """Stop a process we started, by its PID: SIGTERM, then SIGKILL if it lingers."""
     if proc.poll() is None:

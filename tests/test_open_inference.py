@@ -1,0 +1,183 @@
+"""Open Inference Protocol (KServe V2) REST: a real V2 client (tritonclient) against a live
+``python app.py``, then the protocol's error shape through the test client.
+
+tritonclient 2.73 (with gevent 26.9, geventhttpclient 2.6) imports without a warning on Python
+3.11 and numpy 2.4.6, so nothing is filtered. Should one appear, filter exactly that one in this
+module (``pytestmark = pytest.mark.filterwarnings(...)``), never in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.http as httpclient
+from flask.testing import FlaskClient
+from tritonclient.utils import InferenceServerException
+
+from mldeploy.open_inference import HEADER_LENGTH
+from tests.support import copy_project, free_port, running, wait_ready
+
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+ROWS = np.array([[5.0, 3.2, 1.5, 0.3], [6.5, 3.0, 5.5, 2.0], [5.9, 3.0, 4.2, 1.5]])
+LABELS = ["setosa", "virginica", "versicolor"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``python app.py`` in a fresh copy of the code; yields ``host:port`` as V2 clients take it."""
+    project = copy_project(tmp_path_factory.mktemp("v2"))
+    port = free_port()
+    with running(["app.py", "--port", str(port)], project, port, log=project / "server.log") as (base, _):
+        wait_ready(base + "/v2/health/ready")  # the first start trains a model in the background
+        yield f"127.0.0.1:{port}"
+
+
+@pytest.fixture
+def triton(server: str) -> Iterator[httpclient.InferenceServerClient]:
+    client = httpclient.InferenceServerClient(url=server, network_timeout=30.0)
+    yield client
+    client.close()
+
+
+def test_health_and_metadata(triton: httpclient.InferenceServerClient) -> None:
+    assert triton.is_server_live()
+    assert triton.is_server_ready()
+    assert triton.is_model_ready("iris")
+    assert not triton.is_model_ready("no-such-model")
+    assert triton.get_server_metadata()["name"] == "mldeploy"
+    metadata = triton.get_model_metadata("iris")
+    assert [i["name"] for i in metadata["inputs"]] == FEATURES
+    assert metadata["outputs"] == [
+        {"name": "label", "datatype": "BYTES", "shape": [-1]},
+        {"name": "probabilities", "datatype": "FP64", "shape": [-1, 3]},
+    ]
+    version = metadata["versions"][0]
+    assert triton.is_model_ready("iris", model_version=version)
+    assert triton.get_model_metadata("iris", model_version=version)["versions"] == [version]
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+@pytest.mark.parametrize("datatype", ["FP32", "FP64"])
+def test_one_tensor_in_feature_order(triton: httpclient.InferenceServerClient, binary: bool, datatype: str) -> None:
+    tensor = httpclient.InferInput("input-0", list(ROWS.shape), datatype)
+    tensor.set_data_from_numpy(ROWS.astype(np.float32 if datatype == "FP32" else np.float64), binary_data=binary)
+    result = triton.infer("iris", [tensor])
+    # The client asks for binary outputs by default: BYTES come back as bytes, as from Triton.
+    assert result.as_numpy("label").tolist() == [label.encode() for label in LABELS]
+    probabilities = result.as_numpy("probabilities")
+    assert probabilities.shape == (3, 3) and probabilities.dtype == np.float64
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    assert result.get_response()["model_version"] == triton.get_model_metadata("iris")["versions"][0]
+
+
+def test_one_named_input_per_feature_and_chosen_outputs(triton: httpclient.InferenceServerClient) -> None:
+    inputs = []
+    for j, name in enumerate(reversed(FEATURES)):  # any order: the names say which is which
+        tensor = httpclient.InferInput(name, [len(ROWS)], "FP64")
+        tensor.set_data_from_numpy(ROWS[:, len(FEATURES) - 1 - j].copy())
+        inputs.append(tensor)
+    outputs = [httpclient.InferRequestedOutput("label", binary_data=False)]
+    result = triton.infer("iris", inputs, outputs=outputs, request_id="req-7")
+    assert result.as_numpy("label").tolist() == LABELS
+    assert result.as_numpy("probabilities") is None
+    assert result.get_response()["id"] == "req-7"
+
+
+def test_errors_reach_the_client_as_400(triton: httpclient.InferenceServerClient) -> None:
+    tensor = httpclient.InferInput("input-0", [1, 3], "FP32")
+    tensor.set_data_from_numpy(np.zeros((1, 3), dtype=np.float32))
+    with pytest.raises(InferenceServerException) as caught:
+        triton.infer("iris", [tensor])
+    assert caught.value.status() == "400"
+    assert "missing input" in caught.value.message() and "[N, 4]" in caught.value.message()
+    bad = httpclient.InferInput("input-0", [1, 4], "FP32")
+    bad.set_data_from_numpy(np.array([[5.0, 3.2, np.nan, 0.3]], dtype=np.float32))
+    with pytest.raises(InferenceServerException, match=r"petal_length'?: not finite") as caught:
+        triton.infer("iris", [bad])
+    assert caught.value.status() == "400"
+    with pytest.raises(InferenceServerException, match="unknown model") as caught:
+        triton.infer("lily", [tensor])
+    assert caught.value.status() == "404"
+
+
+# -- the protocol's error shape, in process -------------------------------------------------
+
+GOOD = {"name": "x", "datatype": "FP64", "shape": [1, 4], "data": [5.0, 3.2, 1.5, 0.3]}
+
+
+def infer(client: FlaskClient, body: object, headers: dict | None = None, raw: bytes | None = None):
+    data = raw if raw is not None else json.dumps(body)
+    return client.post("/v2/models/iris/infer", data=data, headers=headers or {})
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({}, "'inputs' must be a non-empty list"),
+        ({"inputs": []}, "'inputs' must be a non-empty list"),
+        ({"inputs": [1]}, "must be an object with a 'name'"),
+        ({"inputs": [{**GOOD, "datatype": "INT64"}]}, 'datatype "INT64" is not supported'),
+        ({"inputs": [{**GOOD, "datatype": "BYTES"}]}, "is not supported"),
+        ({"inputs": [{**GOOD, "shape": [1, -4]}]}, "shape must be"),
+        ({"inputs": [{**GOOD, "shape": "1x4"}]}, "shape must be"),
+        ({"inputs": [{**GOOD, "shape": [2, 4]}]}, "needs 8"),
+        ({"inputs": [{**GOOD, "data": [5.0, 3.2, "1.5", 0.3]}]}, 'found "1.5"'),
+        ({"inputs": [{**GOOD, "data": [5.0, 3.2, True, 0.3]}]}, "found true"),
+        ({"inputs": [{**GOOD, "data": [5.0, 3.2, None, 0.3]}]}, "found null"),
+        ({"inputs": [{**GOOD, "data": [5.0, 3.2, 10**400, 0.3]}]}, "too large"),
+        ({"inputs": [{**GOOD, "datatype": "FP32", "data": [5.0, 3.2, 1e39, 0.3]}]}, "not finite"),
+        ({"inputs": [{k: v for k, v in GOOD.items() if k != "data"}]}, "no data"),
+        ({"inputs": [{**GOOD, "shape": [0, 4], "data": []}]}, "N is 0"),
+        ({"inputs": [GOOD, GOOD]}, "input given twice"),
+        ({"inputs": [{**GOOD, "name": "petal_length", "shape": [1], "data": [1.5]}]}, "missing input"),
+        ({"inputs": [GOOD], "outputs": [{"name": "colour"}]}, 'unknown output "colour"'),
+        ({"inputs": [GOOD], "outputs": "label"}, "'outputs' must be a list"),
+        ([GOOD], "must be a JSON object"),
+    ],
+)
+def test_bad_requests_are_400_with_the_protocol_error(client: FlaskClient, body: object, needle: str) -> None:
+    res = infer(client, body)
+    assert res.status_code == 400, res.get_json()
+    assert list(res.get_json()) == ["error"]
+    assert needle in res.get_json()["error"]
+
+
+def test_binary_data_must_add_up(client: FlaskClient) -> None:
+    header = json.dumps(
+        {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "parameters": {"binary_data_size": 16}}]}
+    ).encode()
+    values = np.array([5.0, 3.2, 1.5, 0.3], dtype="<f4").tobytes()
+    ok = infer(client, None, {HEADER_LENGTH: str(len(header))}, header + values)
+    assert ok.status_code == 200 and ok.get_json()["outputs"][0]["data"] == ["setosa"]
+    for length, tail in [(str(len(header)), values[:8]), (str(len(header)), values + b"xx"), ("-1", values)]:
+        res = infer(client, None, {HEADER_LENGTH: length}, header + tail)
+        assert res.status_code == 400 and "error" in res.get_json()
+
+
+def test_protocol_errors_for_paths_methods_versions_and_limits(client: FlaskClient, model_dir: Path) -> None:
+    assert client.get("/v2/nowhere").get_json() == {"error": "Not found: no route for GET /v2/nowhere"}
+    wrong_method = client.get("/v2/models/iris/infer")
+    assert wrong_method.status_code == 405 and "POST" in wrong_method.headers["Allow"]
+    assert "error" in wrong_method.get_json()
+    missing = client.get("/v2/models/iris/versions/nope")
+    assert missing.status_code == 404 and "no version 'nope'" in missing.get_json()["error"]
+    compressed = infer(client, {"inputs": [GOOD]}, {"Content-Encoding": "gzip"})
+    assert compressed.status_code == 415 and "error" in compressed.get_json()
+    # Outside /v2 nothing changes: the service's own shape.
+    assert "message" in client.get("/nowhere").get_json()
+
+
+def test_not_ready_is_503_with_the_protocol_error(model_dir: Path) -> None:
+    from mldeploy import create_app
+
+    app = create_app({"TESTING": True, "MODEL_DIR": str(model_dir), "WARMUP": False, "LAZY_TRAIN": False})
+    client = app.test_client()
+    assert client.get("/v2/health/live").status_code == 200
+    ready = client.get("/v2/health/ready")
+    assert ready.status_code == 503 and ready.get_json()["ready"] is False
+    res = infer(client, {"inputs": [GOOD]})
+    assert res.status_code == 503 and res.get_json()["error"].startswith("Model not ready")
