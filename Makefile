@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,12 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(VENV)/.runtime  ## serve the API on $(HOST):$(PORT)
 	$(BIN)/python app.py --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.dev lint  ## lint, then the whole test suite
+# Debian packages the test suite needs, installed only when missing (CI runs as root).
+# One line per need, so that others can add theirs.
+system-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }  # tests/test_playground.py
+
+test: system-deps $(VENV)/.dev lint  ## lint, then the whole test suite
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import Response, current_app, request
 from flask_restful import Resource
 
 from mldeploy.annotations import annotate, explain_requested
 from mldeploy.payload import read_json, rows_from_body
+from mldeploy.playground import playground_response
 from mldeploy.readiness import Readiness
 from modeler.modeler import Modeler
 
@@ -71,3 +72,11 @@ class ModelInfo(Resource):
     def get(self) -> dict:
         """The current version's metadata."""
         return self.modeler.metadata
+
+
+class Playground(Resource):
+    """``GET /``: a page to try the model by hand (sliders, probabilities, decision path)."""
+
+    def get(self) -> Response:
+        """The self-contained playground page."""
+        return playground_response()
