@@ -24,7 +24,7 @@ KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
 def _http_message(exc: HTTPException) -> str:
-    if isinstance(exc, NotFound) and exc.description == NotFound.description:
+    if isinstance(exc, NotFound):
         return f"Not found: no route for {request.method} {request.path}"
     if isinstance(exc, MethodNotAllowed):
         allowed = ", ".join(sorted(exc.valid_methods or []))

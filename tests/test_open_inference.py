@@ -18,6 +18,7 @@ import tritonclient.http as httpclient
 from flask.testing import FlaskClient
 from tritonclient.utils import InferenceServerException
 
+from mldeploy import create_app
 from mldeploy.open_inference import HEADER_LENGTH
 from tests.support import copy_project, free_port, running, wait_ready
 
@@ -172,8 +173,6 @@ def test_protocol_errors_for_paths_methods_versions_and_limits(client: FlaskClie
 
 
 def test_not_ready_is_503_with_the_protocol_error(model_dir: Path) -> None:
-    from mldeploy import create_app
-
     app = create_app({"TESTING": True, "MODEL_DIR": str(model_dir), "WARMUP": False, "LAZY_TRAIN": False})
     client = app.test_client()
     assert client.get("/v2/health/live").status_code == 200

@@ -112,3 +112,23 @@ def test_slider_moves_the_prediction_and_shows_path_bars_and_warnings(base: str,
     assert text_of(browser, "predicted-class") in ("versicolor", "virginica")
     browser.save_screenshot(str(ARTIFACTS / "playground.png"))
     assert other and (ARTIFACTS / "playground.png").stat().st_size > 10_000
+
+
+def test_api_key_is_sent_as_bearer_and_kept_in_the_page_only(base: str, browser: WebDriver) -> None:
+    browser.get(base + "/")
+    wait_for_class(browser, lambda text: text not in ("", "…"))
+    # Record what the page's own fetch calls send (the server here has no keys configured).
+    browser.execute_script(
+        "window.sentAuth = [];"
+        "const original = window.fetch;"
+        "window.fetch = (url, options) => {"
+        "  window.sentAuth.push((options && options.headers && options.headers.Authorization) || null);"
+        "  return original(url, options);"
+        "};"
+    )
+    browser.find_element(By.CSS_SELECTOR, "#auth summary").click()
+    browser.find_element(By.ID, "api-key").send_keys("s3cret")
+    WebDriverWait(browser, WAIT).until(lambda d: "Bearer s3cret" in d.execute_script("return window.sentAuth"))
+    stored = browser.execute_script("return [localStorage.length, sessionStorage.length, document.cookie]")
+    assert stored == [0, 0, ""]
+    assert text_of(browser, "status") == ""  # the prediction still answered
