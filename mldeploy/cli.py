@@ -8,10 +8,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mldeploy.commands import info, predict, serve, train, versions
+from mldeploy.commands import activate, export, info, predict, serve, train, versions
 from modeler.errors import InvalidInput, ModelerError, ModelNotReady, VersionNotFound
 
-COMMANDS = (serve, train, info, versions, predict)
+COMMANDS = (serve, train, info, versions, activate, export, predict)
 
 # Exit codes (documented in the README).
 EXIT_OK = 0

@@ -23,6 +23,13 @@ DEFAULTS: dict[str, object] = {
     "WARMUP": True,
     # How often (seconds) a worker checks the current-version pointer on the request path.
     "POLL_INTERVAL": 0.5,
+    # When the current version is corrupt (hash mismatch, truncated) or was saved by another
+    # scikit-learn: "retrain" a fresh version or "fail" (503 with the reason). None means retrain
+    # when LAZY_TRAIN is on, else fail.
+    "ON_CORRUPT": None,
+    "ON_INCOMPATIBLE": None,
+    # Saved versions kept after each training (the current one is never deleted).
+    "KEEP_VERSIONS": 10,
     "HOST": "127.0.0.1",
     "PORT": 5000,
     # Flask's own limit: bodies over it answer 413.
@@ -59,11 +66,18 @@ def settings(overrides: Mapping[str, object] | None = None) -> Config:
 
 
 def make_modeler(config: Mapping[str, object]) -> Modeler:
-    """The Modeler the settings describe (model directory, data, target, lazy training, polling)."""
-    return Modeler(
-        model_dir=config["MODEL_DIR"],
-        data=config["DATA"],
-        target=config["TARGET"],
-        lazy_train=bool(config["LAZY_TRAIN"]),
-        poll_interval=float(config["POLL_INTERVAL"]),
-    )
+    """The Modeler the settings describe (model directory, data, target, lazy training, polling,
+    corrupt/incompatible policies, retention). A bad setting raises ValueError naming its variable."""
+    try:
+        return Modeler(
+            model_dir=config["MODEL_DIR"],
+            data=config["DATA"],
+            target=config["TARGET"],
+            lazy_train=bool(config["LAZY_TRAIN"]),
+            poll_interval=float(config["POLL_INTERVAL"]),
+            on_corrupt=config["ON_CORRUPT"],
+            on_incompatible=config["ON_INCOMPATIBLE"],
+            keep_versions=config["KEEP_VERSIONS"],
+        )
+    except ValueError as exc:
+        raise ValueError(f"bad {ENV_PREFIX}_* setting: {exc}") from exc

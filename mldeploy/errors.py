@@ -15,7 +15,15 @@ from flask_restful import Api
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from mldeploy.open_inference import is_v2
-from modeler.errors import DataError, InvalidInput, ModelNotReady, TooManyRows, VersionNotFound
+from modeler.errors import (
+    DataError,
+    InvalidInput,
+    ModelNotReady,
+    ReadOnlyModelDir,
+    TooManyRows,
+    VersionNotFound,
+    VersionUnusable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +54,9 @@ def error_response(exc: BaseException) -> Response:
         status, body = 400, {"message": str(exc)}
     elif isinstance(exc, VersionNotFound):
         status, body = 404, {"message": str(exc)}
+    elif isinstance(exc, (ReadOnlyModelDir, VersionUnusable)):
+        # The request is fine, the model directory's state refuses it; serving goes on.
+        status, body = 409, {"message": str(exc)}
     elif isinstance(exc, ModelNotReady):
         status, body = 503, {"message": f"Model not ready: {exc}"}
         headers["Retry-After"] = str(current_app.config.get("RETRY_AFTER", 1))

@@ -8,12 +8,12 @@ feature order), ``[{...}, ...]`` (a batch) and ``{"instances": [{...} or [number
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from flask import Request
 from werkzeug.exceptions import UnsupportedMediaType
 
-from modeler.errors import UNKNOWN, FieldError, InvalidInput, TooManyRows
+from modeler.errors import MISSING, UNKNOWN, FieldError, InvalidInput, TooManyRows
 from modeler.validation import EMPTY, NOT_A_ROW
 
 INSTANCES = "instances"
@@ -88,3 +88,20 @@ def rows_from_body(body: object, max_rows: int) -> object:
     raise InvalidInput(
         [FieldError(None, None, f"the body must be a JSON object or an array of objects, not {type(body).__name__}")]
     )
+
+
+def read_object(request: Request, allowed: Sequence[str], required: Sequence[str] = ()) -> dict:
+    """A JSON object body holding only ``allowed`` keys (400 naming each unknown or missing one).
+
+    With nothing required, an empty body (even without a Content-Type) stands for ``{}``.
+    """
+    if not required and not request.get_data().strip():
+        return {}
+    body = read_json(request)
+    if not isinstance(body, dict):
+        raise InvalidInput([FieldError(None, None, f"the body must be a JSON object, not {type(body).__name__}")])
+    errors = [FieldError(None, str(k), UNKNOWN) for k in body if k not in allowed]
+    errors += [FieldError(None, k, MISSING) for k in required if k not in body]
+    if errors:
+        raise InvalidInput(errors)
+    return body

@@ -6,10 +6,16 @@ from flask import Response, current_app, request
 from flask_restful import Resource
 
 from mldeploy.annotations import annotate, explain_requested
-from mldeploy.payload import read_json, rows_from_body
+from mldeploy.auth import admin_required
+from mldeploy.payload import read_json, read_object, rows_from_body
 from mldeploy.playground import playground_response
 from mldeploy.readiness import Readiness
+from modeler.errors import FieldError, InvalidInput
 from modeler.modeler import Modeler
+
+# Keys of the admin bodies.
+PARAMS = "params"
+VERSION = "version"
 
 
 class Predict(Resource):
@@ -80,3 +86,46 @@ class Playground(Resource):
     def get(self) -> Response:
         """The self-contained playground page."""
         return playground_response()
+
+
+class ModelVersions(Resource):
+    """``GET /model/versions``: every saved version (oldest first), the current one marked."""
+
+    def __init__(self, modeler: Modeler) -> None:
+        self.modeler = modeler
+
+    def get(self) -> dict:
+        """A summary of each saved version and the id of the current one."""
+        versions = self.modeler.versions(summary=True)
+        current = next((v["version"] for v in versions if v["current"]), None)
+        return {"current": current, "versions": versions}
+
+
+class ModelTrain(Resource):
+    """``POST /model/train`` (admin): train a new version on the configured data, make it current."""
+
+    def __init__(self, modeler: Modeler) -> None:
+        self.modeler = modeler
+
+    @admin_required
+    def post(self) -> tuple[dict, int]:
+        """Body (optional): ``{"params": {tree parameter: value}}``. Answers 201 with the new metadata."""
+        params = read_object(request, allowed=(PARAMS,)).get(PARAMS, {})
+        if not isinstance(params, dict):
+            raise InvalidInput([FieldError(None, PARAMS, "must be an object of tree parameters")])
+        return self.modeler.fit(**params).metadata, 201
+
+
+class ModelActivate(Resource):
+    """``POST /model/activate`` (admin): make a saved version current; this is how to roll back."""
+
+    def __init__(self, modeler: Modeler) -> None:
+        self.modeler = modeler
+
+    @admin_required
+    def post(self) -> dict:
+        """Body: ``{"version": "<id>"}``. Answers the activated version's metadata; 404 if unknown."""
+        version = read_object(request, allowed=(VERSION,), required=(VERSION,))[VERSION]
+        if not isinstance(version, str) or not version:
+            raise InvalidInput([FieldError(None, VERSION, "must be a version id (a non-empty string)")])
+        return self.modeler.activate(version)

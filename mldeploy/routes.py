@@ -5,7 +5,16 @@ from __future__ import annotations
 from flask_restful import Api
 
 from mldeploy.readiness import Readiness
-from mldeploy.resources import Health, ModelInfo, Playground, Predict, Ready
+from mldeploy.resources import (
+    Health,
+    ModelActivate,
+    ModelInfo,
+    ModelTrain,
+    ModelVersions,
+    Playground,
+    Predict,
+    Ready,
+)
 from mldeploy.v2_resources import ModelInfer, ModelMetadata, ModelReady, ServerLive, ServerMetadata, ServerReady
 from modeler.modeler import Modeler
 
@@ -17,6 +26,9 @@ def register_routes(api: Api, modeler: Modeler, readiness: Readiness) -> None:
     api.add_resource(Health, "/health")
     api.add_resource(Ready, "/ready", resource_class_kwargs={"readiness": readiness})
     api.add_resource(ModelInfo, "/model", resource_class_kwargs={"modeler": modeler})
+    api.add_resource(ModelVersions, "/model/versions", resource_class_kwargs={"modeler": modeler})
+    api.add_resource(ModelTrain, "/model/train", resource_class_kwargs={"modeler": modeler})
+    api.add_resource(ModelActivate, "/model/activate", resource_class_kwargs={"modeler": modeler})
 
     # Open Inference Protocol (KServe V2) REST; a version in the path must be the current one.
     model, version = "/v2/models/<string:model_name>", "/versions/<string:model_version>"

@@ -5,10 +5,13 @@ from modeler.errors import (
     FieldError,
     IncompatibleModelError,
     InvalidInput,
+    MissingExtra,
     ModelerError,
     ModelIntegrityError,
     ModelNotReady,
+    ReadOnlyModelDir,
     VersionNotFound,
+    VersionUnusable,
 )
 from modeler.modeler import Modeler
 
@@ -17,9 +20,12 @@ __all__ = [
     "FieldError",
     "IncompatibleModelError",
     "InvalidInput",
+    "MissingExtra",
     "ModelIntegrityError",
     "ModelNotReady",
     "Modeler",
     "ModelerError",
+    "ReadOnlyModelDir",
     "VersionNotFound",
+    "VersionUnusable",
 ]

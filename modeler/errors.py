@@ -74,3 +74,15 @@ class IncompatibleModelError(ModelNotReady):
 
 class VersionNotFound(ModelerError, LookupError):
     """The requested model version does not exist."""
+
+
+class VersionUnusable(ModelerError):
+    """A saved version cannot be made current (corrupt, or saved by another scikit-learn)."""
+
+
+class ReadOnlyModelDir(ModelerError):
+    """The model directory cannot be written: serving works, training and switching do not."""
+
+
+class MissingExtra(ModelerError, ImportError):
+    """An optional feature needs packages that are not installed; the message says which."""

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from inspect import signature
 from pathlib import Path
 
 import filelock
@@ -34,10 +33,19 @@ from sklearn.tree import DecisionTreeClassifier
 
 from modeler.compiled_tree import CompiledTree
 from modeler.data import DataSource, describe_source, load_training_data
-from modeler.errors import DataError, ModelIntegrityError, ModelNotReady, VersionNotFound
+from modeler.errors import (
+    DataError,
+    IncompatibleModelError,
+    ModelIntegrityError,
+    ModelNotReady,
+    ReadOnlyModelDir,
+    VersionNotFound,
+    VersionUnusable,
+)
 from modeler.explanation import Explanation, explain_row
 from modeler.ranges import Range, RangeWarning, out_of_range, training_ranges
 from modeler.store import ModelStore
+from modeler.tree_params import TREE_PARAMS, check_tree_params
 from modeler.validation import Rows, to_rows
 
 # Anchored to the code, not the working directory: <repository>/models.
@@ -45,7 +53,15 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models"
 HOLDOUT_FRACTION = 0.2
 # Below this many rows a holdout says nothing; the model then trains on everything.
 MIN_ROWS_FOR_HOLDOUT = 10
-TREE_PARAMS = frozenset(signature(DecisionTreeClassifier).parameters) - {"random_state"}
+# What to do when the current version cannot be loaded (see Modeler's on_corrupt/on_incompatible).
+RETRAIN = "retrain"
+FAIL = "fail"
+POLICIES = (RETRAIN, FAIL)
+DEFAULT_KEEP_VERSIONS = 10
+# Metadata a version needs to be served; anything less is treated as a corrupt version.
+REQUIRED_METADATA = ("version", "feature_names", "classes", "artifact")
+# What a listing of versions shows of each (the CLI's `versions` and GET /model/versions).
+VERSION_SUMMARY = ("version", "trained_at", "current", "params", "holdout", "tree", "environment", "artifact")
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +139,14 @@ def _json_safe(value: object) -> object:
     return repr(value)
 
 
+def _policy(name: str, value: str | None, default: str) -> str:
+    if value is None:
+        return default
+    if value not in POLICIES:
+        raise ValueError(f"{name} must be one of {', '.join(POLICIES)}, not {value!r}")
+    return value
+
+
 def new_version_id(now: datetime) -> str:
     """A sortable, unique version id such as ``20261122T021530Z-3f9a1c``."""
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
@@ -136,6 +160,12 @@ class Modeler:
     read or trained until first needed: the first prediction loads the current saved version, or
     trains and saves one when none exists (``lazy_train``), exactly once across threads and
     processes sharing ``model_dir``.
+
+    When the current version cannot be loaded, ``on_corrupt`` (bad hash, truncated, unreadable)
+    and ``on_incompatible`` (saved by another scikit-learn) choose between ``"retrain"`` (train a
+    fresh version and make it current) and ``"fail"`` (raise ModelNotReady saying why); both
+    default to retrain when ``lazy_train`` is on. Each new version keeps at most
+    ``keep_versions`` saved versions, never deleting the current one.
     """
 
     def __init__(
@@ -148,6 +178,9 @@ class Modeler:
         lazy_train: bool = True,
         lock_timeout: float = 120.0,
         poll_interval: float = 0.5,
+        on_corrupt: str | None = None,
+        on_incompatible: str | None = None,
+        keep_versions: int = DEFAULT_KEEP_VERSIONS,
         **tree_params: object,
     ) -> None:
         unknown = sorted(set(tree_params) - TREE_PARAMS)
@@ -164,10 +197,21 @@ class Modeler:
         self.lazy_train = lazy_train
         self.lock_timeout = lock_timeout
         self.poll_interval = poll_interval
+        default_policy = RETRAIN if lazy_train else FAIL
+        self.on_corrupt = _policy("on_corrupt", on_corrupt, default_policy)
+        self.on_incompatible = _policy("on_incompatible", on_incompatible, default_policy)
+        if isinstance(keep_versions, bool) or not isinstance(keep_versions, int) or keep_versions < 1:
+            raise ValueError(f"keep_versions must be an int of at least 1, not {keep_versions!r}")
+        self.keep_versions = keep_versions
         self.store = ModelStore(self.model_dir)
         self._model: LoadedModel | None = None
         self._stamp: tuple[int, int, int] | None = None
         self._next_poll = 0.0
+        # The last failure to make the model ready as (retry-after monotonic time, class, message):
+        # until then it is raised again without touching the disk, so a broken model costs no
+        # artifact read per request.
+        self._failure: tuple[float, type[ModelNotReady], str] | None = None
+        self._started = False
         self._state_lock = threading.RLock()
         # A lock held by another thread at fork time would stay held forever in the child.
         ref = weakref.ref(self)
@@ -201,12 +245,20 @@ class Modeler:
         """Feature names in model order (loads or trains the model first if needed)."""
         return self.ensure_ready().features
 
-    def versions(self) -> list[dict]:
-        """Metadata of every saved version, oldest first, each with ``current`` set."""
+    def versions(self, summary: bool = False) -> list[dict]:
+        """Metadata of every saved version, oldest first, each with ``current`` set; with
+        ``summary``, only the keys in VERSION_SUMMARY."""
         current = self.store.current_version()
-        return [{**m, "current": m.get("version") == current} for m in self.store.list_versions()]
+        found = [{**m, "current": m.get("version") == current} for m in self.store.list_versions()]
+        if summary:
+            return [{key: m.get(key) for key in VERSION_SUMMARY} for m in found]
+        return found
 
-    # -- load / fit ----------------------------------------------------------------------
+    def saved_version(self, version: str) -> LoadedModel:
+        """One saved version, verified and loaded, without making it current (e.g. to export it)."""
+        return self._load_version(version)
+
+    # -- load / fit / activate -----------------------------------------------------------
 
     @contextlib.contextmanager
     def _writer_lock(self) -> Iterator[None]:
@@ -223,40 +275,90 @@ class Modeler:
         finally:
             lock.release()
 
+    def remove_stray_temp(self) -> list[Path]:
+        """Delete what killed writers left behind (run at start). Skips a read-only directory and
+        a lock held by a live writer, whose temp files are still being written."""
+        if not self.store.root.is_dir() or not self.store.writable():
+            return []
+        lock = self.store.lock(timeout=0)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            return []
+        try:
+            removed = self.store.remove_stray_temp()
+        finally:
+            lock.release()
+        if removed:
+            log.warning("removed %d stray temporary file(s) in %s", len(removed), self.model_dir)
+        return removed
+
     def _use(self, model: LoadedModel, stamp: tuple[int, int, int] | None) -> LoadedModel:
         self._model, self._stamp = model, stamp
         self._next_poll = time.monotonic() + self.poll_interval
+        self._failure = None
         return model
 
     def _load_version(self, version: str) -> LoadedModel:
-        try:
-            estimator, metadata = self.store.load(version)
-        except VersionNotFound as exc:  # the pointer names a version that is gone: nothing to serve
-            raise ModelIntegrityError(f"the current pointer names version {version!r}, which is missing") from exc
+        estimator, metadata = self.store.load(version)
         if not isinstance(estimator, DecisionTreeClassifier):
-            raise ModelNotReady(f"version {version!r} holds a {type(estimator).__name__}, not a DecisionTreeClassifier")
+            raise IncompatibleModelError(
+                f"version {version!r} holds a {type(estimator).__name__}, not a DecisionTreeClassifier"
+            )
+        missing = [key for key in REQUIRED_METADATA if key not in metadata]
+        if missing:
+            raise ModelIntegrityError(f"metadata of version {version!r} lacks {', '.join(missing)}")
         log.info("loaded model version %s from %s", version, self.model_dir)
         return LoadedModel(version, metadata, estimator, CompiledTree(estimator))
 
+    def _load_current(self, version: str) -> LoadedModel:
+        """Load the version the pointer names; a pointer to a missing version is corruption."""
+        try:
+            return self._load_version(version)
+        except VersionNotFound as exc:
+            # The pointer names a version that is gone: nothing to serve (503, or retrain).
+            raise ModelIntegrityError(f"the current pointer names version {version!r}, which is missing") from exc
+
     def load(self) -> Modeler:
-        """Load the current saved version, checking its sha256 and scikit-learn version first."""
+        """Load the current saved version, checking its sha256 and scikit-learn version first.
+
+        Never trains: a corrupt or incompatible version raises whatever the policies say.
+        """
         with self._state_lock:
             stamp = self.store.pointer_stamp()
             version = self.store.current_version()
             if version is None:
                 raise ModelNotReady(f"no saved model in {self.model_dir}: call fit() or run `python -m mldeploy train`")
-            self._use(self._load_version(version), stamp)
+            self._use(self._load_current(version), stamp)
         return self
 
-    def fit(self) -> Modeler:
-        """Train a new version on the configured data, save it, make it current; returns self."""
+    def fit(self, **tree_params: object) -> Modeler:
+        """Train a new version on the configured data, save it, make it current; returns self.
+
+        ``tree_params`` override the Modeler's DecisionTreeClassifier parameters for this version
+        only; unknown or invalid ones raise InvalidInput naming each parameter.
+        """
+        params = {**self.tree_params, **check_tree_params(tree_params)}
         with self._state_lock, self._writer_lock():
-            self._fit_locked()
+            self._fit_locked(params)
         return self
 
-    def _fit_locked(self) -> LoadedModel:
+    def activate(self, version: str) -> dict:
+        """Make a saved version current (a rollback is this), after verifying it loads; returns its
+        metadata. Every process sharing the model directory follows within ``poll_interval``."""
+        with self._state_lock, self._writer_lock():
+            try:
+                model = self._load_version(version)
+            except ModelNotReady as exc:
+                raise VersionUnusable(f"cannot activate version {version!r}: {exc}") from exc
+            self.store.activate(version)
+            self._use(model, self.store.pointer_stamp())
+        log.info("activated model version %s in %s", version, self.model_dir)
+        return copy.deepcopy(model.metadata)
+
+    def _fit_locked(self, params: dict[str, object] | None = None) -> LoadedModel:
         X, y = load_training_data(self.data, self.target)
-        estimator, holdout, X_train = self._train(X, y)
+        estimator, holdout, X_train = self._train(X, y, self.tree_params if params is None else params)
         now = datetime.now(UTC)
         metadata = {
             "version": new_version_id(now),
@@ -283,10 +385,28 @@ class Modeler:
         metadata = self.store.save(estimator, metadata)
         self.store.activate(metadata["version"])
         log.info("trained and saved model version %s in %s", metadata["version"], self.model_dir)
-        tree = CompiledTree(estimator)
-        return self._use(LoadedModel(metadata["version"], metadata, estimator, tree), self.store.pointer_stamp())
+        model = self._use(
+            LoadedModel(metadata["version"], metadata, estimator, CompiledTree(estimator)), self.store.pointer_stamp()
+        )
+        self._prune_locked()
+        return model
 
-    def _train(self, X: pd.DataFrame, y: pd.Series) -> tuple[DecisionTreeClassifier, dict, pd.DataFrame]:
+    def _prune_locked(self) -> list[str]:
+        """Delete the oldest versions beyond ``keep_versions``, never the current one."""
+        current = self.store.current_version()
+        saved = [m["version"] for m in self.store.list_versions() if isinstance(m.get("version"), str)]
+        keep = set(saved[-self.keep_versions :]) | {current}
+        removed = [v for v in saved if v not in keep]
+        for version in removed:
+            with contextlib.suppress(VersionNotFound):
+                self.store.delete(version)
+        if removed:
+            log.info("retention (keep %d): removed version(s) %s", self.keep_versions, ", ".join(removed))
+        return removed
+
+    def _train(
+        self, X: pd.DataFrame, y: pd.Series, params: dict[str, object]
+    ) -> tuple[DecisionTreeClassifier, dict, pd.DataFrame]:
         """Fit on a stratified split and score the held-out part; the saved model is this fit."""
         holdout: dict = {"fraction": HOLDOUT_FRACTION, "accuracy": None, "stratified": False}
         X_train, y_train = X, y
@@ -302,10 +422,10 @@ class Modeler:
                     X, y, test_size=HOLDOUT_FRACTION, random_state=self.random_state
                 )
             holdout["stratified"] = stratify is not None
-        estimator = DecisionTreeClassifier(random_state=self.random_state, **self.tree_params)
+        estimator = DecisionTreeClassifier(random_state=self.random_state, **params)
         try:
             estimator.fit(X_train, y_train)
-        except ValueError as exc:  # e.g. bad tree parameters
+        except ValueError as exc:  # e.g. parameters that are valid alone but not on this data
             raise DataError(f"training failed: {exc}") from exc
         if X_train is not X:
             holdout["accuracy"] = float(np.mean(estimator.predict(X_test) == y_test.to_numpy()))
@@ -315,28 +435,55 @@ class Modeler:
         return estimator, holdout, X_train
 
     def ensure_ready(self) -> LoadedModel:
-        """The loaded model: loads the current version, or trains one if none is saved and lazy."""
+        """The loaded model: loads the current version, or trains one if none is saved and lazy
+        (or if it is corrupt or incompatible and the policy says retrain)."""
         model = self._model
         if model is not None:
             return model
         with self._state_lock:
             if self._model is not None:
                 return self._model
-            stamp = self.store.pointer_stamp()
-            version = self.store.current_version()
-            if version is None:
-                if not self.lazy_train:
-                    raise ModelNotReady(f"no saved model in {self.model_dir} and lazy training is off")
-                with self._writer_lock():
-                    # Checked again under the lock: another process may have trained meanwhile.
-                    stamp = self.store.pointer_stamp()
-                    version = self.store.current_version()
-                    if version is None:
-                        try:
-                            return self._fit_locked()
-                        except DataError as exc:  # lazy training that cannot work: not ready
-                            raise ModelNotReady(f"cannot train a model: {exc}") from exc
-            return self._use(self._load_version(version), stamp)
+            if self._failure is not None and time.monotonic() < self._failure[0]:
+                raise self._failure[1](self._failure[2])
+            try:
+                return self._make_ready()
+            except ModelNotReady as exc:
+                self._failure = (time.monotonic() + self.poll_interval, type(exc), str(exc))
+                raise
+
+    def _make_ready(self) -> LoadedModel:
+        if not self._started:
+            self._started = True
+            self.remove_stray_temp()
+        stamp = self.store.pointer_stamp()
+        version = self.store.current_version()
+        if version is None:
+            if not self.lazy_train:
+                raise ModelNotReady(f"no saved model in {self.model_dir} and lazy training is off")
+            return self._train_unless_replaced(None, f"no saved model in {self.model_dir}")
+        try:
+            return self._use(self._load_current(version), stamp)
+        except (ModelIntegrityError, IncompatibleModelError) as exc:
+            policy = self.on_incompatible if isinstance(exc, IncompatibleModelError) else self.on_corrupt
+            if policy == FAIL:
+                raise
+            log.warning("current model version unusable (%s); training a fresh version", exc)
+            return self._train_unless_replaced(version, str(exc))
+
+    def _train_unless_replaced(self, unusable: str | None, reason: str) -> LoadedModel:
+        """Train and activate a version, unless another thread or process replaced the current
+        version ``unusable`` (None: there was none) while this one waited for the lock."""
+        try:
+            with self._writer_lock():
+                stamp = self.store.pointer_stamp()
+                version = self.store.current_version()
+                if version is not None and version != unusable:
+                    return self._use(self._load_current(version), stamp)
+                return self._fit_locked()
+        except ReadOnlyModelDir as exc:
+            raise ModelNotReady(f"{reason}, and cannot train one: {exc}") from exc
+        except DataError as exc:  # lazy training that cannot work: not ready
+            raise ModelNotReady(f"{reason}, and cannot train one: {exc}") from exc
 
     def _current(self) -> LoadedModel:
         """The model for one call: follows the pointer, checking it at most every poll_interval."""
@@ -357,9 +504,11 @@ class Modeler:
                 return self._model
             try:
                 return self._use(self._load_version(version), stamp)
-            except ModelNotReady:
-                # Keep serving the version we have; the next poll tries again.
-                log.exception("cannot switch to model version %s; still serving %s", version, self._model.version)
+            except (ModelNotReady, VersionNotFound) as exc:
+                # Keep serving the version we have, and do not retry until the pointer moves again
+                # (activate() verifies a version first, so only a hand-edited pointer gets here).
+                self._stamp = stamp
+                log.error("cannot switch to model version %s (%s); still serving %s", version, exc, self._model.version)
                 return self._model
 
     # -- predict -------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from modeler.atomic import TEMP_PREFIX, atomic_write_text, fsync_dir, fsync_file
 from modeler.errors import (
     IncompatibleModelError,
     ModelIntegrityError,
-    ModelNotReady,
+    ReadOnlyModelDir,
     VersionNotFound,
 )
 
@@ -144,6 +144,20 @@ class ModelStore:
         fsync_dir(self.versions_dir)
         return metadata
 
+    def delete(self, version: str) -> None:
+        """Remove a saved version that is not current. Hold :meth:`lock`.
+
+        The directory is first renamed to a temporary name, so a kill midway leaves a stray temp
+        (cleaned at the next start) and never a half-deleted version that would still be listed.
+        """
+        path = self._check_exists(version)
+        if version == self.current_version():
+            raise ValueError(f"version {version!r} is current: activate another one before deleting it")
+        doomed = self.versions_dir / f"{TEMP_PREFIX}deleted-{version}"
+        os.rename(path, doomed)
+        fsync_dir(self.versions_dir)
+        shutil.rmtree(doomed, ignore_errors=True)
+
     def load(self, version: str) -> tuple[object, dict]:
         """Load one version after checking its sha256 and scikit-learn version."""
         metadata = self.read_metadata(version)
@@ -178,14 +192,24 @@ class ModelStore:
 
     # -- writers' lock and clean-up ----------------------------------------------------------
 
+    def writable(self) -> bool:
+        """Whether this process may write in the model directory (False on a read-only mount or
+        for a user without write permission). A missing directory counts as writable if it can be
+        made."""
+        path = self.root
+        while not path.exists() and path.parent != path:
+            path = path.parent
+        return os.access(path, os.W_OK)
+
     def lock(self, timeout: float) -> filelock.BaseFileLock:
-        """The inter-process lock every writer holds; raises ModelNotReady when it cannot be made."""
+        """The inter-process lock every writer holds; raises ReadOnlyModelDir when writing here
+        is not possible."""
+        if not self.writable():
+            raise ReadOnlyModelDir(f"the model directory {self.root} is read-only: cannot train or save here")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ModelNotReady(f"cannot create the model directory {self.root}: {exc}") from exc
-        if not os.access(self.root, os.W_OK):
-            raise ModelNotReady(f"the model directory {self.root} is read-only: cannot train or save here")
+            raise ReadOnlyModelDir(f"cannot create the model directory {self.root}: {exc}") from exc
         return filelock.FileLock(self.lock_path, timeout=timeout)
 
     def remove_stray_temp(self) -> list[Path]:

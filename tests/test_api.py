@@ -169,7 +169,7 @@ def test_unready_model_gives_503_with_reason_and_retry_after(model_dir: Path) ->
     Modeler(model_dir).fit()
     version = next((model_dir / VERSIONS_DIR).iterdir())
     (version / ARTIFACT_FILE).write_bytes(b"truncated")
-    client = create_app({"MODEL_DIR": str(model_dir), "WARMUP": False}).test_client()
+    client = create_app({"MODEL_DIR": str(model_dir), "WARMUP": False, "ON_CORRUPT": "fail"}).test_client()
     ready = client.get("/ready")
     assert ready.status_code == 503
     assert "sha256" in error_of(ready)["message"]

@@ -85,8 +85,8 @@ def test_tampered_artifact_is_refused(trained: Modeler, model_dir: Path) -> None
     artifact.write_bytes(bytes(data))
     with pytest.raises(ModelIntegrityError, match="sha256"):
         Modeler(model_dir).load()
-    with pytest.raises(ModelNotReady):  # the lazy path refuses it too, and does not retrain over it
-        Modeler(model_dir).predict(SEED_LIST)
+    with pytest.raises(ModelNotReady, match="sha256"):  # the lazy path refuses it too when told to fail
+        Modeler(model_dir, on_corrupt="fail").predict(SEED_LIST)
 
 
 def test_model_from_another_sklearn_version_is_refused(trained: Modeler, model_dir: Path) -> None:

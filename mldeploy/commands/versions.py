@@ -7,8 +7,6 @@ import argparse
 from mldeploy.commands.output import print_json
 from mldeploy.config import make_modeler, settings
 
-SUMMARY = ("version", "trained_at", "current", "holdout", "params")
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``versions`` command."""
@@ -18,6 +16,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print a summary of each saved version."""
-    versions = make_modeler(settings()).versions()
-    print_json([{key: v.get(key) for key in SUMMARY} for v in versions])
+    print_json(make_modeler(settings()).versions(summary=True))
     return 0
