@@ -16,8 +16,10 @@ bind = os.environ.get(
     "MLDEPLOY_BIND", f"{os.environ.get('MLDEPLOY_HOST', '127.0.0.1')}:{os.environ.get('MLDEPLOY_PORT', '5000')}"
 )
 workers = int(os.environ.get("WEB_CONCURRENCY", 2 * multiprocessing.cpu_count()))
-# Load (or train) the model once in the master; workers inherit it on fork.
-preload_app = True
+# Load (or train) the model once in the master; workers inherit it on fork. MLDEPLOY_PRELOAD=0
+# makes each worker import the app and make the model ready itself (the file lock then decides
+# which one trains when the model directory is empty).
+preload_app = os.environ.get("MLDEPLOY_PRELOAD", "1").strip().lower() not in ("0", "false", "no", "off")
 timeout = int(os.environ.get("MLDEPLOY_WORKER_TIMEOUT", 30))
 # On SIGTERM, workers finish in-flight requests for up to this long.
 graceful_timeout = int(os.environ.get("MLDEPLOY_GRACEFUL_TIMEOUT", 20))
@@ -30,6 +32,8 @@ errorlog = "-"
 
 def when_ready(server):
     """After the preloaded app is built and before any worker forks: make the model ready."""
+    if not server.cfg.preload_app:
+        return  # wsgi() here would load the app in the master after all
     readiness = server.app.wsgi().extensions["mldeploy"]
     if not readiness.warm_up():
         server.log.warning("model not ready at start: %s", readiness.error)

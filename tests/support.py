@@ -101,3 +101,24 @@ def running(
 # is petal_width <= 0.8: both separate setosa perfectly, and the seed breaks the tie). Tests that
 # tell the classic petal_length story train with it and check the root first.
 PETAL_LENGTH_SEED = 4
+
+
+def truncate_artifact(model_dir: Path, version: str) -> None:
+    """Cut a saved artifact in half, as a full disk or an interrupted copy would."""
+    from modeler.store import ARTIFACT_FILE, VERSIONS_DIR
+
+    artifact = Path(model_dir) / VERSIONS_DIR / version / ARTIFACT_FILE
+    data = artifact.read_bytes()
+    artifact.write_bytes(data[: len(data) // 2])
+
+
+def pretend_saved_with(model_dir: Path, version: str, sklearn_version: str) -> None:
+    """Rewrite a version's metadata as if another scikit-learn had saved it."""
+    import json
+
+    from modeler.store import METADATA_FILE, VERSIONS_DIR
+
+    path = Path(model_dir) / VERSIONS_DIR / version / METADATA_FILE
+    meta = json.loads(path.read_text())
+    meta["environment"]["sklearn"] = sklearn_version
+    path.write_text(json.dumps(meta))
