@@ -16,6 +16,9 @@ from pathlib import Path
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
+GUNICORN_CONF = REPO / "gunicorn.conf.py"
+# gunicorn access-log line: worker pid and the client's X-Request-Id, to tell which worker answered.
+ACCESS_FORMAT = "%(p)s %({x-request-id}i)s %(s)s"
 SEED_ROW = {"sepal_length": 5.0, "sepal_width": 3.2, "petal_length": 1.5, "petal_width": 0.3}
 # What a user's clone holds at run time: code only, models/ empty.
 CODE = ("app.py", "mldeploy", "modeler")
@@ -53,7 +56,8 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> No
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode} before answering {url}")
-        with contextlib.suppress(requests.ConnectionError):
+        # A read timeout too: the socket is open while workers still import the app.
+        with contextlib.suppress(requests.ConnectionError, requests.Timeout):
             requests.get(url, timeout=1)
             return
         time.sleep(0.1)
@@ -80,13 +84,39 @@ def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
             proc.wait(timeout)
 
 
+def gunicorn_args(port: int, workers: int = 4, access_log: Path | None = None) -> list[str]:
+    """``python`` arguments for gunicorn with the repository's config on 127.0.0.1:``port``."""
+    args = ["-m", "gunicorn", "--config", str(GUNICORN_CONF), "--workers", str(workers), "--bind", f"127.0.0.1:{port}"]
+    if access_log is not None:
+        args += ["--access-logfile", str(access_log), "--access-logformat", ACCESS_FORMAT]
+    return args
+
+
+def workers_by_request_id(access_log: Path) -> dict[str, int]:
+    """``{X-Request-Id: worker pid}`` from an access log written with ACCESS_FORMAT."""
+    found = {}
+    for line in access_log.read_text().splitlines():
+        pid, request_id, _status = line.split(" ")
+        if request_id != "-":
+            found[request_id] = int(pid.strip("<>"))
+    return found
+
+
 @contextlib.contextmanager
 def running(
-    args: Sequence[str], cwd: Path, port: int, env: dict[str, str] | None = None, log: Path | None = None
+    args: Sequence[str],
+    cwd: Path,
+    port: int,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    prefix: Sequence[str] = (),
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Run ``python *args`` in ``cwd`` until the block ends; yields ``(base_url, process)``."""
+    """Run ``python *args`` in ``cwd`` until the block ends; yields ``(base_url, process)``.
+
+    ``prefix`` goes before the interpreter, e.g. ``setpriv`` options to run as another user.
+    """
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, *args], cwd=cwd, env=env or clean_env(), stdout=out, stderr=out)
+    proc = subprocess.Popen([*prefix, sys.executable, *args], cwd=cwd, env=env or clean_env(), stdout=out, stderr=out)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(base + "/health", proc)
