@@ -332,7 +332,7 @@ class Modeler:
             self._use(self._load_current(version), stamp)
         return self
 
-    def fit(self, **tree_params: object) -> Modeler:
+    def fit(self, /, **tree_params: object) -> Modeler:
         """Train a new version on the configured data, save it, make it current; returns self.
 
         ``tree_params`` override the Modeler's DecisionTreeClassifier parameters for this version

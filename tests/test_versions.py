@@ -262,11 +262,12 @@ def test_train_endpoint_makes_a_new_current_version(admin: FlaskClient) -> None:
     [
         ({"params": {"max_depth": 0}}, "max_depth", "range [1, inf)"),
         ({"params": {"depth": 3}}, "depth", "unknown tree parameter"),
+        ({"params": {"self": 3}}, "self", "unknown tree parameter"),
         ({"params": {"splitter": True}}, "splitter", errors.BOOLEAN),
         ({"params": [3]}, "params", "must be an object"),
         ({"max_depth": 3}, "max_depth", errors.UNKNOWN),
     ],
-    ids=["bad-value", "unknown-param", "boolean", "params-not-object", "unknown-key"],
+    ids=["bad-value", "unknown-param", "self", "boolean", "params-not-object", "unknown-key"],
 )
 def test_train_endpoint_names_bad_parameters(admin: FlaskClient, model_dir: Path, body, field, problem) -> None:
     res = admin.post("/model/train", json=body, headers=AUTH)
