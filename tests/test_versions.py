@@ -145,7 +145,7 @@ def test_incompatible_current_version_follows_its_policy(model_dir: Path) -> Non
 def test_pointer_to_a_missing_version_counts_as_corrupt(model_dir: Path) -> None:
     Modeler(model_dir).fit()
     (model_dir / POINTER_FILE).write_text("20990101T000000Z-000000\n")
-    with pytest.raises(ModelIntegrityError, match="not saved"):
+    with pytest.raises(ModelIntegrityError, match="missing"):
         Modeler(model_dir, on_corrupt="fail").predict(SEED_ROW)
     assert Modeler(model_dir).predict(SEED_ROW) == "setosa"
 
