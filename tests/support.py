@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import requests
@@ -92,14 +92,20 @@ def gunicorn_args(port: int, workers: int = 4, access_log: Path | None = None) -
     return args
 
 
-def workers_by_request_id(access_log: Path) -> dict[str, int]:
-    """``{X-Request-Id: worker pid}`` from an access log written with ACCESS_FORMAT."""
-    found = {}
-    for line in access_log.read_text().splitlines():
-        pid, request_id, _status = line.split(" ")
-        if request_id != "-":
-            found[request_id] = int(pid.strip("<>"))
-    return found
+def workers_by_request_id(access_log: Path, expect: Iterable[str] = (), timeout: float = 10.0) -> dict[str, int]:
+    """``{X-Request-Id: worker pid}`` from an access log written with ACCESS_FORMAT, waiting up to
+    ``timeout`` for the ``expect`` ids (a worker logs a request just after answering it)."""
+    expected = set(expect)
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {}
+        for line in access_log.read_text().splitlines():
+            pid, request_id, _status = line.split(" ")
+            if request_id != "-":
+                found[request_id] = int(pid.strip("<>"))
+        if expected <= found.keys() or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 @contextlib.contextmanager

@@ -114,7 +114,7 @@ def test_64_concurrent_first_requests_on_an_empty_dir_train_exactly_once(tmp_pat
         empty_before = saved(model_dir) == []
         with ThreadPoolExecutor(64) as pool:
             answers = list(pool.map(first, range(64)))
-    by_request = workers_by_request_id(access)
+    by_request = workers_by_request_id(access, expect=(f"first-{i}" for i in range(64)))
     pids = Counter(by_request[f"first-{i}"] for i in range(64))
     statuses = Counter(status for status, _ in answers)
     classes = Counter(body.get("Class") for _, body in answers)
@@ -226,7 +226,7 @@ def test_hammer_predict_while_switching_20_times(served: Served) -> None:
             assert res.status_code == 200 and res.json()["version"] == target, res.text
             switches.append((started, target))
             time.sleep(SWITCH_GAP)
-    worker_of = workers_by_request_id(served.access_log)
+    worker_of = workers_by_request_id(served.access_log, expect=(x.request_id for x in client.answers if x.status))
     late_stale, lag, followed = [], defaultdict(float), defaultdict(set)
     for i, (started, target) in enumerate(switches):
         next_started = switches[i + 1][0] if i + 1 < len(switches) else float("inf")
