@@ -8,16 +8,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mldeploy.commands import activate, export, info, predict, serve, train, versions
+from mldeploy.commands import activate, export, info, predict, score, serve, train, versions
+from mldeploy.extras import MissingExtra
 from modeler.errors import InvalidInput, ModelerError, ModelNotReady, VersionNotFound
 
-COMMANDS = (serve, train, info, versions, activate, export, predict)
+COMMANDS = (serve, train, info, versions, activate, export, predict, score)
 
 # Exit codes (documented in the README).
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2  # argparse's own code for bad arguments
-EXIT_INVALID_INPUT = 3
+EXIT_INVALID_INPUT = 3  # also: `score` finished but some rows failed
 EXIT_NOT_READY = 4
 EXIT_NOT_FOUND = 5
 
@@ -27,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mldeploy",
         description="Serve, train and query mldeploy models. Settings come from MLDEPLOY_* variables.",
-        epilog="exit codes: 0 ok, 1 error, 2 usage, 3 invalid input, 4 model not ready, 5 version not found",
+        epilog="exit codes: 0 ok, 1 error, 2 usage, 3 invalid input (or rows that failed to score), "
+        "4 model not ready, 5 version not found",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
@@ -49,6 +51,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VersionNotFound as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_NOT_FOUND
-    except (ModelerError, OSError) as exc:
+    except (ModelerError, OSError, MissingExtra) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -85,6 +85,20 @@ class LoadedModel:
         """Training ``(min, max)`` per feature, in model order."""
         return training_ranges(self.metadata, self.features)
 
+    @property
+    def sha256(self) -> str:
+        """The sha256 of the saved artifact this model was loaded from."""
+        return self.metadata["artifact"]["sha256"]
+
+    def leaves(self, X: np.ndarray) -> np.ndarray:
+        """Leaf index per row of a 2-D float array, by scikit-learn's own compiled walk.
+
+        The same walk ``estimator.predict`` does (inputs cast to float32, C-contiguous), without its
+        per-call input checks: the fastest way to many leaves (about 30 ns a row), identical by
+        construction. Rows must already be validated (finite, within float32 range).
+        """
+        return self.estimator.tree_.apply(np.ascontiguousarray(X, dtype=np.float32))
+
 
 @dataclass(frozen=True)
 class Inference:
@@ -112,6 +126,10 @@ class Inference:
     def probabilities(self) -> np.ndarray:
         """Class probabilities, one row per input row."""
         return self.tree.leaf_proba[self.leaves]
+
+    def label_array(self) -> np.ndarray:
+        """Predicted class per row as a numpy object array: one gather, fast for millions of rows."""
+        return np.asarray(self.tree.leaf_labels, dtype=object)[self.leaves]
 
     def probability_dicts(self) -> list[dict[str, float]]:
         """Class probabilities per row as ``{class: probability}`` dicts."""
@@ -526,12 +544,24 @@ class Modeler:
             leaves = model.tree.leaves(np.asarray(rows, dtype=np.float64))
         return Inference(model.version, model.features, rows, single, leaves, model.tree, model.ranges)
 
+    def infer_many(self, x: object) -> Inference:
+        """:meth:`infer` tuned for big batches (DataFrames, 2-D arrays, long lists of rows).
+
+        The same validation and identical results; the leaves of a batch come from
+        :meth:`LoadedModel.leaves` (scikit-learn's compiled walk) rather than the numpy walk.
+        """
+        model = self._current()
+        rows, single = to_rows(x, model.features)
+        leaves = np.array([model.tree.leaf_of(rows[0])]) if single else model.leaves(np.asarray(rows, dtype=np.float64))
+        return Inference(model.version, model.features, rows, single, leaves, model.tree, model.ranges)
+
     def predict(self, x: object) -> str | list[str]:
         """Class label for one row (a dict or a list of numbers in feature order), or a list of
         labels for many rows (a list of rows, a 2-D array or a DataFrame), in input order."""
-        result = self.infer(x)
-        labels = result.labels
-        return labels[0] if result.single else labels
+        result = self.infer_many(x)
+        if result.single:
+            return result.labels[0]
+        return result.label_array().tolist()
 
     def explain(self, x: object) -> Explanation | list[Explanation]:
         """Why the model answers as it does: the root-to-leaf path of one row (the same forms as
@@ -544,7 +574,7 @@ class Modeler:
     def predict_proba(self, x: object) -> dict[str, float] | list[dict[str, float]] | pd.DataFrame:
         """``{class: probability}`` for one row, a list of such dicts for many rows, or a DataFrame
         with one column per class (and the input's index) when given a DataFrame."""
-        result = self.infer(x)
+        result = self.infer_many(x)
         if result.single:
             return result.probability_dicts()[0]
         if isinstance(x, pd.DataFrame):
