@@ -1,0 +1,127 @@
+"""``python -m mldeploy score --dask``: the same results as local scoring, on a LocalCluster of two
+worker processes, with the model loaded once per worker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+distributed = pytest.importorskip("distributed")  # the optional extra; requirements-dev.txt has it
+
+from mldeploy.cli import EXIT_INVALID_INPUT, main  # noqa: E402
+from mldeploy.scoring.cluster import ERROR_PARTS, LOCAL_WORKERS  # noqa: E402
+from modeler.batch import pinned_loads  # noqa: E402
+from modeler.data import IRIS_FEATURES  # noqa: E402
+from modeler.modeler import Modeler  # noqa: E402
+from tests.support import REPO, clean_env  # noqa: E402
+
+ROWS = 1_000_000
+# Bad cells spread over the file, so that they land in different partitions.
+BAD = {
+    17: ("sepal_width", ""),
+    250_001: ("petal_length", "abc"),
+    600_000: ("petal_width", "inf"),
+    999_999: ("sepal_length", "nan"),
+}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("models")
+    Modeler(path).fit()
+    return path
+
+
+@pytest.fixture(scope="module")
+def million(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated CSV of a million rows (an id column, four features, a few bad cells)."""
+    rng = np.random.default_rng(3)
+    low, high = np.array([4.3, 2.0, 1.0, 0.1]), np.array([7.9, 4.4, 6.9, 2.5])
+    values = np.round(rng.uniform(low, high, size=(ROWS, 4)), 2)
+    frame = pd.DataFrame(values, columns=list(IRIS_FEATURES))
+    frame.insert(0, "id", [f"r{i}" for i in range(ROWS)])
+    frame = frame.astype({f: object for f in IRIS_FEATURES})
+    for row, (field, text) in BAD.items():
+        frame.loc[row, field] = text
+    path = tmp_path_factory.mktemp("data") / "million.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[distributed.Client]:
+    """A LocalCluster of two single-threaded worker processes on 127.0.0.1, closed cleanly."""
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as local,
+        distributed.Client(local) as client,
+    ):
+        yield client
+
+
+def score_process(models: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mldeploy", "score", *args],
+        cwd=REPO,
+        env=clean_env(MLDEPLOY_MODEL_DIR=str(models)),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def as_text(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def parts_of(folder: Path) -> pd.DataFrame:
+    parts = sorted(folder.glob("part-*.csv"))
+    return pd.concat([as_text(p) for p in parts], ignore_index=True)
+
+
+def test_dask_scores_a_million_rows_exactly_as_local_scoring(
+    models: Path, million: Path, cluster: distributed.Client, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("MLDEPLOY_MODEL_DIR", str(models))
+    local_out = tmp_path / "local.csv"
+    assert main(["score", str(million), "-o", str(local_out), "--allow-errors"]) == 0
+    capsys.readouterr()
+
+    folder = tmp_path / "on-dask"
+    run = score_process(
+        models, str(million), "-o", str(folder), "--chunk-rows", "200000", "--dask", cluster.scheduler.address
+    )
+    assert run.returncode == EXIT_INVALID_INPUT, run.stderr  # four rows failed, as they should
+    assert f"scored {ROWS - len(BAD):,} of {ROWS:,} rows" in run.stdout and "on Dask (2 workers)" in run.stdout
+
+    # Partitioned output: several parts, together identical (as text) to the local file.
+    assert len(list(folder.glob("part-*.csv"))) >= 4
+    pd.testing.assert_frame_equal(parts_of(folder), as_text(local_out))
+    # One errors file, rows numbered as in the input, identical to the local one.
+    errors = as_text(tmp_path / "on-dask.errors.csv")
+    pd.testing.assert_frame_equal(errors, as_text(tmp_path / "local.errors.csv"))
+    assert [int(r) for r in errors["row"]] == sorted(BAD)
+    assert not (folder / ERROR_PARTS).exists()
+    # Each worker process loaded the model exactly once for all its partitions.
+    assert sorted(cluster.run(pinned_loads).values()) == [1, 1]
+
+
+def test_dask_without_an_address_runs_a_local_cluster(models: Path, tmp_path: Path) -> None:
+    source = tmp_path / "few.csv"
+    source.write_text(
+        "id,sepal_length,sepal_width,petal_length,petal_width\na,5.0,3.2,1.5,0.3\nb,6.5,x,5.5,2.0\nc,6.5,3.0,5.5,2.0\n",
+        encoding="utf-8",
+    )
+    run = score_process(models, str(source), "--dask")
+    assert run.returncode == EXIT_INVALID_INPUT, run.stderr
+    assert f"on Dask ({LOCAL_WORKERS} workers)" in run.stdout
+    assert parts_of(tmp_path / "few.scored")[["id", "Class"]].values.tolist() == [["a", "setosa"], ["c", "virginica"]]
+    assert as_text(tmp_path / "few.scored.errors.csv").values.tolist() == [["1", "sepal_width", "not a number", "x"]]
+    assert "Traceback" not in run.stderr
