@@ -1,16 +1,18 @@
-"""mldeploy: a Flask + Flask-RESTful service around :class:`modeler.modeler.Modeler`."""
+"""mldeploy: a Flask + Flask-RESTful service around :class:`modeler.modeler.Modeler`.
+
+Importing the package imports nothing heavy: ``mldeploy.client`` must work with only requests and
+pandas installed, so Flask and the modeler are imported inside :func:`create_app`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
-from mldeploy import errors
-from mldeploy.config import load_config, make_modeler
-from mldeploy.readiness import Readiness
-from mldeploy.routes import register_routes
-from modeler.modeler import Modeler
+    from modeler.modeler import Modeler
 
 EXTENSION = "mldeploy"
 API_EXTENSION = "mldeploy_api"
@@ -19,6 +21,13 @@ API_EXTENSION = "mldeploy_api"
 def create_app(config: Mapping[str, object] | None = None, modeler: Modeler | None = None) -> Flask:
     """Build the service. ``config`` overrides defaults and ``MLDEPLOY_*`` variables; pass a
     ``modeler`` to serve one you built, else one is made from the config."""
+    from flask import Flask
+
+    from mldeploy import errors
+    from mldeploy.config import load_config, make_modeler
+    from mldeploy.readiness import Readiness
+    from mldeploy.routes import register_routes
+
     app = Flask(__name__)
     app.json.sort_keys = False  # keep "message" first in error bodies
     load_config(app, config)
