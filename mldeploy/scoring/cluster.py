@@ -11,7 +11,6 @@ errors with partition-local rows and this process renumbers them once all partit
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -23,7 +22,7 @@ from mldeploy.extras import DASK, DASK_DATAFRAME, require
 from mldeploy.scoring.formats import CSV, JSONL, SUFFIX, ChunkWriter, csv_header, csv_options
 from mldeploy.scoring.local import ScoreJob, finish_errors, same_columns
 from mldeploy.scoring.progress import Progress, Summary
-from modeler.batch import check_columns, load_pinned, pinned_loads, score_frame
+from modeler.batch import check_columns, load_pinned, score_frame
 from modeler.modeler import LoadedModel
 
 # With no scheduler address: a LocalCluster of this many single-threaded worker processes.
@@ -39,8 +38,6 @@ STATS = pd.DataFrame(
         "partition": pd.Series(dtype="int64"),
         "rows": pd.Series(dtype="int64"),
         "failed": pd.Series(dtype="int64"),
-        "pid": pd.Series(dtype="int64"),
-        "loads": pd.Series(dtype="int64"),
     }
 )
 
@@ -116,15 +113,7 @@ def score_partition(
         with ChunkWriter(Path(out_dir) / ERROR_PARTS / part_name(number, CSV), CSV) as errors:
             errors.write(result.errors)
             errors.commit()
-    return pd.DataFrame(
-        {
-            "partition": [number],
-            "rows": [result.rows],
-            "failed": [result.failed_rows],
-            "pid": [os.getpid()],
-            "loads": [pinned_loads()],
-        }
-    )
+    return pd.DataFrame({"partition": [number], "rows": [result.rows], "failed": [result.failed_rows]})
 
 
 def clear_output(out_dir: Path) -> None:

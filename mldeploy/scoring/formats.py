@@ -73,15 +73,15 @@ def read_chunks(path: Path, fmt: str, features: Sequence[str], chunk_rows: int) 
             empty = False
             yield chunk
     if empty:
-        yield _empty_frame(path, fmt)
+        yield _empty_frame(path, fmt, features)
 
 
-def _empty_frame(path: Path, fmt: str) -> pd.DataFrame:
+def _empty_frame(path: Path, fmt: str, features: Sequence[str]) -> pd.DataFrame:
     if fmt == CSV:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in csv_header(path)})
     if fmt == PARQUET_FORMAT:
         return require(PARQUET).read_schema(path).empty_table().to_pandas()
-    return pd.DataFrame()
+    return pd.DataFrame({f: pd.Series(dtype=float) for f in features})  # JSON lines: no rows, no keys
 
 
 def total_rows(path: Path, fmt: str) -> int | None:
