@@ -156,7 +156,13 @@ def test_503_is_retried_after_the_servers_retry_after(tmp_path: Path, caplog) ->
     project = copy_project(tmp_path)
     port = free_port()
     models = tmp_path / "empty-models"
-    env = clean_env(MLDEPLOY_MODEL_DIR=str(models), MLDEPLOY_LAZY_TRAIN="false", MLDEPLOY_RETRY_AFTER="2")
+    # POLL_INTERVAL 0: the server looks for a model at every request, as the waits here are not real.
+    env = clean_env(
+        MLDEPLOY_MODEL_DIR=str(models),
+        MLDEPLOY_LAZY_TRAIN="false",
+        MLDEPLOY_RETRY_AFTER="2",
+        MLDEPLOY_POLL_INTERVAL="0",
+    )
     with running(["app.py", "--port", str(port)], project, port, env=env) as (base, _):
         waited: list[float] = []
         # No model and no lazy training: 503 with Retry-After 2, until one is trained.
