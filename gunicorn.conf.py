@@ -1,33 +1,55 @@
 """gunicorn settings: ``gunicorn -c gunicorn.conf.py app:app`` or ``python -m mldeploy serve``.
 
-gunicorn ignores unknown names here silently, so every name below is one it documents.
+gunicorn ignores unknown names here silently, so every name below is one it documents. This file
+runs in the master before the app is imported, which is why the environment is set up here.
 """
 
 import multiprocessing
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 # Fork-safety: forked workers can hang when the parent used OpenMP/BLAS thread pools, and one
 # tree prediction gains nothing from threads. This file is read before the app (and numpy) loads.
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+# Metrics across workers: prometheus-client chooses its multiprocess store when it is imported,
+# so the folder is named before anything imports it (mldeploy below does), and emptied now so
+# that counts of an earlier run (and its dead workers' files) do not leak into this one.
+# Only prometheus-client's own *.db files are removed: the folder may be one the user named.
+_METRICS_DIR_OURS = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+_METRICS_DIR = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="mldeploy-metrics-"))
+_METRICS_DIR.mkdir(parents=True, exist_ok=True)
+for _stale in _METRICS_DIR.glob("*.db"):
+    _stale.unlink()
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_METRICS_DIR)
+
+from mldeploy.config import settings  # noqa: E402 - needs the environment above
+from mldeploy.request_log import logging_config  # noqa: E402
+
+_settings = settings()
+
 wsgi_app = "app:app"
-bind = os.environ.get(
-    "MLDEPLOY_BIND", f"{os.environ.get('MLDEPLOY_HOST', '127.0.0.1')}:{os.environ.get('MLDEPLOY_PORT', '5000')}"
-)
+bind = os.environ.get("MLDEPLOY_BIND", f"{_settings['HOST']}:{_settings['PORT']}")
 workers = int(os.environ.get("WEB_CONCURRENCY", 2 * multiprocessing.cpu_count()))
 # Load (or train) the model once in the master; workers inherit it on fork. MLDEPLOY_PRELOAD=0
 # makes each worker import the app and make the model ready itself (the file lock then decides
 # which one trains when the model directory is empty).
 preload_app = os.environ.get("MLDEPLOY_PRELOAD", "1").strip().lower() not in ("0", "false", "no", "off")
+# A request running longer than this has its (sync) worker killed and replaced.
 timeout = int(os.environ.get("MLDEPLOY_WORKER_TIMEOUT", 30))
-# On SIGTERM, workers finish in-flight requests for up to this long.
+# On SIGTERM, workers finish in-flight requests for up to this long. Keep it below the
+# orchestrator's grace period (Kubernetes: terminationGracePeriodSeconds).
 graceful_timeout = int(os.environ.get("MLDEPLOY_GRACEFUL_TIMEOUT", 20))
 keepalive = 5
 # Since gunicorn 25.1 the master opens a per-user control socket that a second instance takes over.
 control_socket_disable = True
 accesslog = None  # mldeploy logs one JSON line per request itself
 errorlog = "-"
+# Every log line, gunicorn's too, as JSON (python-json-logger).
+logconfig_dict = logging_config(str(_settings["LOG_LEVEL"]))
 
 
 def when_ready(server):
@@ -37,3 +59,16 @@ def when_ready(server):
     readiness = server.app.wsgi().extensions["mldeploy"]
     if not readiness.warm_up():
         server.log.warning("model not ready at start: %s", readiness.error)
+
+
+def child_exit(server, worker):
+    """A worker is gone: drop its live gauges so they stop counting in /metrics."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """The master stops: remove the metrics folder if this file made it."""
+    if _METRICS_DIR_OURS:
+        shutil.rmtree(_METRICS_DIR, ignore_errors=True)

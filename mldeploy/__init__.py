@@ -23,12 +23,13 @@ def create_app(config: Mapping[str, object] | None = None, modeler: Modeler | No
     ``modeler`` to serve one you built, else one is made from the config."""
     from flask import Flask
 
-    from mldeploy import errors
+    from mldeploy import auth, docs, errors, metrics, rate_limit, request_log
     from mldeploy.config import load_config, make_modeler
     from mldeploy.readiness import Readiness
     from mldeploy.routes import register_routes
 
-    app = Flask(__name__)
+    # No static folder: Flask would otherwise route /static/<filename> to a folder that does not exist.
+    app = Flask(__name__, static_folder=None)
     app.json.sort_keys = False  # keep "message" first in error bodies
     load_config(app, config)
     if modeler is None:
@@ -36,11 +37,18 @@ def create_app(config: Mapping[str, object] | None = None, modeler: Modeler | No
     readiness = Readiness(modeler)
     app.extensions[EXTENSION] = readiness
 
+    # Order matters: before_request hooks run in this order (request id first, then the key
+    # check, then the rate limit), after_request hooks in reverse (the log line last).
+    request_log.init_app(app)
+    metrics.init_app(app, modeler)
+    auth.init_app(app)
+    rate_limit.init_app(app)
     errors.init_app(app)
     # catch_all_404s: unknown paths get our JSON 404 rather than Flask's HTML page.
     api = errors.JsonApi(app, catch_all_404s=True)
     app.extensions[API_EXTENSION] = api
     register_routes(api, modeler, readiness)
+    docs.init_app(app, readiness)
 
     if app.config["WARMUP"]:
         readiness.start_warmup()

@@ -3,6 +3,7 @@ passed to ``create_app`` (tests) over both."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 from flask import Config, Flask
@@ -42,7 +43,34 @@ DEFAULTS: dict[str, object] = {
     "MODEL_NAME": "iris",
     # Bearer key for the admin endpoints; unset means they answer 403.
     "ADMIN_KEY": None,
+    # Comma-separated bearer keys for /predict, /model* and every route not in auth.OPEN_PATHS;
+    # unset means those routes are open. Never logged.
+    "API_KEYS": None,
+    # flask-limiter limit(s) per client, e.g. "100/second;2000/minute"; unset means no limit.
+    "RATE_LIMIT": None,
+    # Where the limiter counts. memory:// counts per worker process; share one store
+    # (e.g. redis://host:6379) so that N workers or replicas enforce one limit.
+    "RATE_LIMIT_STORAGE_URI": "memory://",
+    # Level of the JSON logs (one line per request at INFO).
+    "LOG_LEVEL": "INFO",
 }
+# Settings never parsed as JSON.
+RAW_TEXT = ("ADMIN_KEY", "API_KEYS", "RATE_LIMIT", "RATE_LIMIT_STORAGE_URI")
+
+# Read by gunicorn.conf.py, before the app exists, so they are not app settings; listed here so
+# that every MLDEPLOY_* name has one home (tests check manifests against this and DEFAULTS).
+SERVER_ENV = {
+    "MLDEPLOY_BIND": "address gunicorn binds (default MLDEPLOY_HOST:MLDEPLOY_PORT)",
+    "MLDEPLOY_WORKER_TIMEOUT": "seconds a request may run before gunicorn kills and replaces its worker",
+    "MLDEPLOY_GRACEFUL_TIMEOUT": "seconds workers get to finish in-flight requests after SIGTERM",
+    "WEB_CONCURRENCY": "gunicorn worker processes (default 2 x cores)",
+    "PROMETHEUS_MULTIPROC_DIR": "where workers share metrics (default: a fresh temporary folder)",
+}
+
+
+def env_names() -> set[str]:
+    """Every environment variable the service reads."""
+    return {f"{ENV_PREFIX}_{name}" for name in DEFAULTS} | set(SERVER_ENV)
 
 
 def fill(config: Config, overrides: Mapping[str, object] | None = None) -> Config:
@@ -50,6 +78,10 @@ def fill(config: Config, overrides: Mapping[str, object] | None = None) -> Confi
     config.from_mapping(DEFAULTS)
     # Values are parsed as JSON when they can be: MLDEPLOY_PORT=5001 gives an int.
     config.from_prefixed_env(prefix=ENV_PREFIX)
+    # Keys are text even when they look like JSON ("123", "true", "1e5").
+    for name in RAW_TEXT:
+        if (raw := os.environ.get(f"{ENV_PREFIX}_{name}")) is not None:
+            config[name] = raw
     if overrides:
         config.from_mapping(overrides)
     return config

@@ -12,8 +12,9 @@ import logging
 
 from flask import Flask, Response, current_app, request
 from flask_restful import Api
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge, TooManyRequests
 
+from mldeploy import request_context
 from mldeploy.open_inference import is_v2
 from modeler.errors import (
     DataError,
@@ -40,11 +41,15 @@ def _http_message(exc: HTTPException) -> str:
     if isinstance(exc, RequestEntityTooLarge):
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         return f"Request body too large: the limit is {limit} bytes (MLDEPLOY_MAX_CONTENT_LENGTH)"
+    if isinstance(exc, TooManyRequests):
+        # flask-limiter's description is the limit that was hit, e.g. "10 per 1 minute".
+        return f"Rate limit exceeded ({exc.description}, MLDEPLOY_RATE_LIMIT): retry after Retry-After seconds"
     return exc.description or exc.name
 
 
 def error_response(exc: BaseException) -> Response:
     """The JSON response for any exception raised while handling a request."""
+    request_context.note_error(exc)
     headers: dict[str, str] = {}
     body: dict[str, object]
     if isinstance(exc, InvalidInput):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Response, current_app, request
 from flask_restful import Resource
 
+from mldeploy import request_context
 from mldeploy.annotations import annotate, explain_requested
 from mldeploy.auth import admin_required
 from mldeploy.payload import read_json, read_object, rows_from_body
@@ -29,6 +30,7 @@ class Predict(Resource):
         explain = explain_requested(request)
         rows = rows_from_body(read_json(request), current_app.config["MAX_BATCH_ROWS"])
         result = self.modeler.infer(rows)
+        request_context.note_inference(result)
         probabilities = result.probability_dicts()
         if result.single:
             body = {

@@ -17,7 +17,7 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -62,6 +62,9 @@ DEFAULT_KEEP_VERSIONS = 10
 REQUIRED_METADATA = ("version", "feature_names", "classes", "artifact")
 # What a listing of versions shows of each (the CLI's `versions` and GET /model/versions).
 VERSION_SUMMARY = ("version", "trained_at", "current", "params", "holdout", "tree", "environment", "artifact")
+# Events passed to subscribers (see Modeler.subscribe) with the version concerned.
+LOADED = "loaded"
+TRAINED = "trained"
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +234,7 @@ class Modeler:
         self._failure: tuple[float, type[ModelNotReady], str] | None = None
         self._started = False
         self._state_lock = threading.RLock()
+        self._subscribers: list[Callable[[str, str], None]] = []
         # A lock held by another thread at fork time would stay held forever in the child.
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: (m := ref()) is not None and m._after_fork())
@@ -240,6 +244,15 @@ class Modeler:
 
     def _after_fork(self) -> None:
         self._state_lock = threading.RLock()
+
+    def subscribe(self, callback: Callable[[str, str], None]) -> None:
+        """Call ``callback(event, version)`` after each load (:data:`LOADED`) and each training
+        (:data:`TRAINED`) of this Modeler; how a service counts them without the Modeler knowing."""
+        self._subscribers.append(callback)
+
+    def _notify(self, event: str, version: str) -> None:
+        for callback in self._subscribers:
+            callback(event, version)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -327,6 +340,7 @@ class Modeler:
         if missing:
             raise ModelIntegrityError(f"metadata of version {version!r} lacks {', '.join(missing)}")
         log.info("loaded model version %s from %s", version, self.model_dir)
+        self._notify(LOADED, version)
         return LoadedModel(version, metadata, estimator, CompiledTree(estimator))
 
     def _load_current(self, version: str) -> LoadedModel:
@@ -403,6 +417,7 @@ class Modeler:
         metadata = self.store.save(estimator, metadata)
         self.store.activate(metadata["version"])
         log.info("trained and saved model version %s in %s", metadata["version"], self.model_dir)
+        self._notify(TRAINED, metadata["version"])
         model = self._use(
             LoadedModel(metadata["version"], metadata, estimator, CompiledTree(estimator)), self.store.pointer_stamp()
         )

@@ -1,0 +1,35 @@
+"""``/openapi.json`` and ``/docs``: the API description and Swagger UI, served offline.
+
+flask-swagger-ui bundles Swagger UI's files in its wheel and serves them from this host, so the
+page loads with no network; its default online validator badge is switched off for the same
+reason.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, jsonify
+from flask_swagger_ui import get_swaggerui_blueprint
+
+from mldeploy.openapi import build_spec
+from mldeploy.readiness import Readiness
+
+SPEC_PATH = "/openapi.json"
+DOCS_PATH = "/docs"
+# Swagger UI options: no call to the online validator, no link leaving the host.
+SWAGGER_CONFIG = {"app_name": "mldeploy API", "validatorUrl": None, "deepLinking": True}
+
+
+def init_app(app: Flask, readiness: Readiness) -> None:
+    """Serve the spec and the Swagger UI page (``/docs`` and its static files under ``/docs/``)."""
+
+    def openapi_json():
+        modeler = readiness.modeler
+        # Never load or train for the docs: the row schema names the features once they are known.
+        features = modeler.features if modeler.is_ready else None
+        return jsonify(build_spec(current_app.config, features))
+
+    app.add_url_rule(SPEC_PATH, "openapi", openapi_json, methods=["GET"])
+    blueprint = get_swaggerui_blueprint(DOCS_PATH, SPEC_PATH, config=SWAGGER_CONFIG, blueprint_name="docs")
+    app.register_blueprint(blueprint)
+    # The blueprint serves the page at /docs/; /docs answers the same page rather than a redirect.
+    app.add_url_rule(DOCS_PATH, "docs_page", app.view_functions["docs.show"], methods=["GET"])

@@ -1,0 +1,79 @@
+"""Structured logs: JSON lines from python-json-logger, one per request, with its request id.
+
+A request's line carries the id (the client's ``X-Request-ID`` or a new one, echoed in the
+response), method, path, status, latency, model version and row count. Feature values are
+never logged: they may be personal data, and they would make the lines unbounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+
+from flask import Flask, Response, request
+
+from mldeploy import request_context
+
+ACCESS_LOGGER = "mldeploy.access"
+JSON_FORMATTER = "pythonjsonlogger.json.JsonFormatter"
+# Record attributes every line starts with; a request line adds the fields of log_request.
+FIELDS = ["asctime", "levelname", "name", "process", "message"]
+
+log = logging.getLogger(ACCESS_LOGGER)
+
+
+def logging_config(level: str = "INFO") -> dict:
+    """A ``logging.config.dictConfig`` mapping: every logger, gunicorn's too, as JSON on stderr."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {
+                "()": JSON_FORMATTER,
+                "fmt": FIELDS,
+                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
+            }
+        },
+        "handlers": {"json": handler},
+        "root": {"level": level, "handlers": ["json"]},
+        "loggers": {
+            # gunicorn's own loggers have handlers of their own unless given ours.
+            "gunicorn.error": {"level": level, "handlers": ["json"], "propagate": False},
+            # mldeploy writes the access line itself; gunicorn's and werkzeug's would be doubles.
+            "gunicorn.access": {"level": "WARNING", "handlers": ["json"], "propagate": False},
+            "werkzeug": {"level": "WARNING"},
+        },
+    }
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Send every log record to stderr as one JSON line."""
+    logging.config.dictConfig(logging_config(level))
+
+
+def log_request(response: Response) -> Response:
+    """``after_request``: echo the request id and write the request's one log line."""
+    rid = request_context.request_id()
+    if rid:
+        response.headers[request_context.REQUEST_ID_HEADER] = rid
+    result = request_context.inference()
+    log.info(
+        "request",
+        extra={
+            "request_id": rid,
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "latency_ms": round(request_context.elapsed_seconds() * 1000, 3),
+            "model_version": result.version if result else None,
+            "rows": len(result.rows) if result else None,
+        },
+    )
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Give each request an id first thing, and log it last."""
+    app.before_request(request_context.begin)
+    app.after_request(log_request)
