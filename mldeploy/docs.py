@@ -16,7 +16,13 @@ from mldeploy.readiness import Readiness
 SPEC_PATH = "/openapi.json"
 DOCS_PATH = "/docs"
 # Swagger UI options: no call to the online validator, no link leaving the host.
-SWAGGER_CONFIG = {"app_name": "mldeploy API", "validatorUrl": None, "deepLinking": True}
+SWAGGER_CONFIG = {
+    "app_name": "mldeploy API",
+    "validatorUrl": None,
+    "deepLinking": True,
+    # Relative, where flask-swagger-ui would write an absolute URL built from the request.
+    "oauth2RedirectUrl": f"{DOCS_PATH}/oauth2-redirect.html",
+}
 
 
 def init_app(app: Flask, readiness: Readiness) -> None:

@@ -1,0 +1,150 @@
+"""The OpenAPI document: it covers every route, it is valid OpenAPI 3.1, the app conforms to it
+(schemathesis), and /docs serves Swagger UI with nothing loaded from outside the host."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import schemathesis
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from openapi_spec_validator import validate
+from schemathesis import GenerationMode
+from schemathesis.config import SchemathesisConfig
+
+from mldeploy import EXTENSION, create_app
+from mldeploy.openapi import OPERATIONS
+from modeler.modeler import Modeler
+
+API_KEY = "test-api-key"
+ADMIN_KEY = "test-admin-key"
+# Flask adds these to every GET route by itself; they are not part of the API.
+AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}
+
+
+@pytest.fixture(scope="module")
+def served_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    """The app as deployed: keys on, a (generous) rate limit, outside testing mode, model ready."""
+    model_dir = tmp_path_factory.mktemp("models")
+    Modeler(model_dir).fit()
+    app = create_app(
+        {
+            "MODEL_DIR": str(model_dir),
+            "WARMUP": False,
+            "API_KEYS": f"other-key,{API_KEY}",
+            "ADMIN_KEY": ADMIN_KEY,
+            "RATE_LIMIT": "100000/minute",
+            # Real error handling: a bug must come out as a 500, which schemathesis flags.
+            "TESTING": False,
+        }
+    )
+    assert app.extensions[EXTENSION].warm_up()
+    return app
+
+
+def openapi_path(rule: str) -> str:
+    """Flask's ``/docs/<path:path>`` as OpenAPI's ``/docs/{path}``."""
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def test_every_registered_route_is_documented_and_nothing_more(served_app: Flask) -> None:
+    registered = {
+        (openapi_path(rule.rule), method.lower())
+        for rule in served_app.url_map.iter_rules()
+        for method in rule.methods - AUTOMATIC_METHODS
+    }
+    documented = {(path, method) for path, methods in OPERATIONS.items() for method in methods}
+    assert registered - documented == set(), "routes with no entry in mldeploy.openapi.OPERATIONS"
+    assert documented - registered == set(), "documented routes the app does not have"
+    served = served_app.test_client().get("/openapi.json").get_json()
+    assert {(p, m) for p, ms in served["paths"].items() for m in ms} == registered
+
+
+def test_the_document_is_valid_openapi_3_1_and_names_the_models_features(served_app: Flask) -> None:
+    spec = served_app.test_client().get("/openapi.json").get_json()
+    validate(spec)  # raises on any violation of the OpenAPI 3.1 schema
+    assert spec["openapi"].startswith("3.1")
+    row = spec["components"]["schemas"]["Row"]
+    assert row["required"] == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    predict = spec["paths"]["/predict"]["post"]
+    assert set(predict["responses"]) == {"200", "400", "401", "413", "415", "429", "503"}
+    assert predict["security"] == [{"bearerAuth": []}]
+    assert spec["paths"]["/health"]["get"]["security"] == []
+
+
+def test_statuses_follow_the_configuration(tmp_path: Path) -> None:
+    plain = create_app({"MODEL_DIR": str(tmp_path), "WARMUP": False}).test_client().get("/openapi.json").get_json()
+    predict = plain["paths"]["/predict"]["post"]
+    assert "401" not in predict["responses"] and "429" not in predict["responses"]
+    assert predict["security"] == []
+    # Not loaded yet: rows are documented without names rather than loading the model for the docs.
+    assert "required" not in plain["components"]["schemas"]["Row"]
+
+
+@pytest.fixture(scope="module")
+def api_schema(served_app: Flask):
+    # schemathesis's default list of statuses that reject invalid data, plus 413: a batch over
+    # MLDEPLOY_MAX_BATCH_ROWS breaks the schema's maxItems and is refused with 413.
+    rejections = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]
+    config = SchemathesisConfig.from_dict({"checks": {"negative_data_rejection": {"expected-statuses": rejections}}})
+    return schemathesis.openapi.from_wsgi("/openapi.json", served_app, config=config)
+
+
+# One test per documented operation and generation mode. (schemathesis's own lazy
+# `from_fixture(...).parametrize()` relies on a pytest attribute that pytest 9 removed, so the
+# cases are drawn here with its strategies instead.)
+CASES = [
+    pytest.param(path, method, mode, id=f"{method.upper()} {path} {mode.value}")
+    for path, methods in OPERATIONS.items()
+    for method, op in methods.items()
+    # Invalid input needs an input to break: operations that take none are drawn positively only.
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    if mode is GenerationMode.POSITIVE or op.body is not None
+]
+
+
+@pytest.mark.parametrize(("path", "method", "mode"), CASES)
+def test_app_conforms_to_its_openapi_document(api_schema, path: str, method: str, mode: GenerationMode) -> None:
+    operation = api_schema[path][method.upper()]
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def conforms(case) -> None:
+        case.call_and_validate(headers={"Authorization": f"Bearer {API_KEY}"})
+
+    conforms()
+
+
+class AssetUrls(HTMLParser):
+    """Collects every URL an HTML page makes the browser load."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in ("src", "href") and value:
+                self.urls.append(value)
+
+
+def test_docs_page_loads_only_from_this_host(served_app: Flask) -> None:
+    client = served_app.test_client()
+    for page in ("/docs", "/docs/"):
+        res = client.get(page)
+        assert res.status_code == 200 and res.mimetype == "text/html"
+        html = res.get_data(as_text=True)
+        parser = AssetUrls()
+        parser.feed(html)
+        assert parser.urls, "the page loads no assets?"
+        for url in parser.urls:
+            assert url.startswith("/docs/"), f"{url} is not served by this host"
+            with client.get(url) as asset:
+                assert asset.status_code == 200 and len(asset.data) > 0, url
+        assert not re.search(r"\w+://", html), "an absolute URL in the page"
+        # The online validator badge would call out to the Internet; it is off.
+        assert '"validatorUrl": null' in html
+        assert '"url": "/openapi.json"' in html
