@@ -1,0 +1,171 @@
+"""``python -m mldeploy``: every verb's help, its output, its exit codes, errors on stderr.
+
+Most calls go through ``cli.main`` in this process (a subprocess costs a second of imports);
+two run the real module to show that the entry point and stdin work as a user meets them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mldeploy import cli
+from mldeploy.commands import info, serve
+from modeler.errors import VersionNotFound
+from tests.support import REPO, SEED_ROW, clean_env
+
+VERBS = [command.__name__.rsplit(".", 1)[-1] for command in cli.COMMANDS]
+
+
+@pytest.fixture
+def model_env(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Commands read MLDEPLOY_* settings: point them at the test's empty model directory."""
+    for name in ("MLDEPLOY_DATA", "MLDEPLOY_TARGET", "MLDEPLOY_LAZY_TRAIN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLDEPLOY_MODEL_DIR", str(model_dir))
+    return model_dir
+
+
+def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    """``cli.main(argv)``: (exit code, stdout, stderr)."""
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as exc:  # argparse exits by itself for --help and usage errors
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_the_verbs_are_the_documented_five() -> None:
+    assert VERBS == ["serve", "train", "info", "versions", "predict"]
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_each_verb_has_help(capsys: pytest.CaptureFixture, verb: str) -> None:
+    code, out, err = run(capsys, verb, "--help")
+    assert code == cli.EXIT_OK
+    assert out.startswith(f"usage: python -m mldeploy {verb}")
+    assert err == ""
+
+
+def test_top_level_help_lists_verbs_and_exit_codes(capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = run(capsys, "--help")
+    assert code == cli.EXIT_OK
+    assert all(verb in out for verb in VERBS)
+    assert "exit codes: 0 ok, 1 error, 2 usage, 3 invalid input, 4 model not ready, 5 version not found" in " ".join(
+        out.split()
+    )
+
+
+def test_readme_documents_every_exit_code() -> None:
+    readme = (REPO / "README.md").read_text()
+    codes = {name: value for name, value in vars(cli).items() if name.startswith("EXIT_")}
+    for name, value in codes.items():
+        assert f"| {value} | `{name}` |" in readme, f"README lacks the row for exit code {value} ({name})"
+
+
+@pytest.mark.parametrize("argv", [[], ["frobnicate"], ["serve", "--port", "http"]], ids=["none", "unknown", "bad-port"])
+def test_usage_errors_exit_2_on_stderr(capsys: pytest.CaptureFixture, argv: list[str]) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == cli.EXIT_USAGE
+    assert out == "" and "usage:" in err and "error:" in err
+
+
+def test_info_and_predict_without_a_model_exit_4(capsys: pytest.CaptureFixture, model_env, monkeypatch) -> None:
+    code, out, err = run(capsys, "info")
+    assert (code, out) == (cli.EXIT_NOT_READY, "")
+    assert err.startswith("error: model not ready: no saved model in")
+    monkeypatch.setenv("MLDEPLOY_LAZY_TRAIN", "false")
+    code, out, err = run(capsys, "predict", json.dumps(SEED_ROW))
+    assert (code, out) == (cli.EXIT_NOT_READY, "")
+    assert "lazy training is off" in err
+
+
+def test_train_info_versions_predict(capsys: pytest.CaptureFixture, model_env) -> None:
+    code, out, err = run(capsys, "train")
+    assert (code, err) == (cli.EXIT_OK, "")
+    version = json.loads(out)["version"]
+
+    code, out, _ = run(capsys, "info")
+    assert code == cli.EXIT_OK and json.loads(out)["version"] == version
+
+    code, out, _ = run(capsys, "versions")
+    assert code == cli.EXIT_OK
+    assert [(v["version"], v["current"]) for v in json.loads(out)] == [(version, True)]
+
+    code, out, _ = run(capsys, "predict", json.dumps(SEED_ROW))
+    assert code == cli.EXIT_OK
+    assert json.loads(out) == {
+        "Class": "setosa",
+        "Probabilities": {"setosa": 1.0, "versicolor": 0.0, "virginica": 0.0},
+        "ModelVersion": version,
+    }
+    code, out, _ = run(capsys, "predict", json.dumps([SEED_ROW, [6.5, 3.0, 5.5, 2.0]]))
+    assert [p["Class"] for p in json.loads(out)] == ["setosa", "virginica"]
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [("{not json", "malformed JSON"), (json.dumps({**SEED_ROW, "petal_width": "wide"}), "'petal_width': not a number")],
+    ids=["malformed", "bad-field"],
+)
+def test_bad_input_exits_3_naming_the_problem(capsys: pytest.CaptureFixture, trained, model_env, rows, message) -> None:
+    code, out, err = run(capsys, "predict", rows)
+    assert (code, out) == (cli.EXIT_INVALID_INPUT, "")
+    assert err.startswith("error: ") and message in err
+
+
+def test_unusable_training_data_exits_1(capsys: pytest.CaptureFixture, model_env, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("MLDEPLOY_DATA", str(tmp_path / "missing.csv"))
+    code, out, err = run(capsys, "train")
+    assert (code, out) == (cli.EXIT_ERROR, "")
+    assert err.startswith("error: training data file not found")
+
+
+def test_version_not_found_exits_5(capsys: pytest.CaptureFixture, monkeypatch) -> None:
+    # No verb of this issue looks a version up by id (activate/export come with versioning), so
+    # the mapping is checked through a command that raises it.
+    def lookup(args):
+        raise VersionNotFound("no version 'v0' in models/")
+
+    monkeypatch.setattr(info, "run", lookup)  # register() reads it when the parser is built
+    code, out, err = run(capsys, "info")
+    assert (code, out, err) == (cli.EXIT_NOT_FOUND, "", "error: no version 'v0' in models/\n")
+
+
+def test_serve_runs_gunicorn_with_the_repository_config() -> None:
+    args = cli.build_parser().parse_args(["serve", "--port", "8123", "--workers", "3"])
+    argv = serve.gunicorn_argv(args)
+    assert argv[:3] == [sys.executable, "-m", "gunicorn"]
+    assert argv[argv.index("--config") + 1] == str(REPO / "gunicorn.conf.py")
+    assert argv[argv.index("--bind") + 1] == "127.0.0.1:8123"
+    assert argv[argv.index("--workers") + 1] == "3"
+
+
+def test_real_module_reads_rows_from_stdin(model_dir: Path) -> None:
+    env = clean_env(MLDEPLOY_MODEL_DIR=str(model_dir))
+    done = subprocess.run(
+        [sys.executable, "-m", "mldeploy", "predict"],
+        input=json.dumps(SEED_ROW),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert done.returncode == cli.EXIT_OK, done.stderr
+    assert json.loads(done.stdout)["Class"] == "setosa"
+    bad = subprocess.run(
+        [sys.executable, "-m", "mldeploy", "predict", "[1, 2]"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert bad.returncode == cli.EXIT_INVALID_INPUT and bad.stdout == ""
+    assert bad.stderr.startswith("error: Invalid input")
