@@ -21,7 +21,7 @@ GUNICORN_CONF = REPO / "gunicorn.conf.py"
 ACCESS_FORMAT = "%(p)s %({x-request-id}i)s %(s)s"
 SEED_ROW = {"sepal_length": 5.0, "sepal_width": 3.2, "petal_length": 1.5, "petal_width": 0.3}
 # What a user's clone holds at run time: code only, models/ empty.
-CODE = ("app.py", "mldeploy", "modeler")
+CODE = ("app.py", "gunicorn.conf.py", "mldeploy", "modeler")
 
 
 def free_port() -> int:
