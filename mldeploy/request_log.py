@@ -11,15 +11,22 @@ import logging
 import logging.config
 
 from flask import Flask, Response, request
+from pythonjsonlogger.json import JsonFormatter
 
 from mldeploy import request_context
 
 ACCESS_LOGGER = "mldeploy.access"
-JSON_FORMATTER = "pythonjsonlogger.json.JsonFormatter"
-# Record attributes every line starts with; a request line adds the fields of log_request.
+# Record attributes every line starts with (renamed as shown); a request line adds the fields of
+# log_request.
 FIELDS = ["asctime", "levelname", "name", "process", "message"]
+RENAMED = {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"}
 
 log = logging.getLogger(ACCESS_LOGGER)
+
+
+def json_formatter() -> JsonFormatter:
+    """The formatter of every line: one JSON object per record."""
+    return JsonFormatter(FIELDS, rename_fields=RENAMED)
 
 
 def logging_config(level: str = "INFO") -> dict:
@@ -28,13 +35,7 @@ def logging_config(level: str = "INFO") -> dict:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {
-            "json": {
-                "()": JSON_FORMATTER,
-                "fmt": FIELDS,
-                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
-            }
-        },
+        "formatters": {"json": {"()": json_formatter}},
         "handlers": {"json": handler},
         "root": {"level": level, "handlers": ["json"]},
         "loggers": {

@@ -1,0 +1,89 @@
+"""Metrics and request logs in one process (``python app.py``'s case); tests/test_gunicorn.py
+checks them across gunicorn workers."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from mldeploy.request_context import REQUEST_ID_HEADER
+from mldeploy.request_log import ACCESS_LOGGER, json_formatter
+from tests.support import SEED_ROW
+
+
+def sample(client: FlaskClient, name: str, **labels: str) -> float:
+    res = client.get("/metrics")
+    assert res.status_code == 200 and res.content_type.startswith("text/plain")
+    for family in text_string_to_metric_families(res.get_data(as_text=True)):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return s.value
+    return 0.0
+
+
+def test_single_process_metrics_count_requests_classes_and_bad_fields(client: FlaskClient) -> None:
+    ok = {"endpoint": "/predict", "method": "POST", "status": "200"}
+    before = sample(client, "mldeploy_http_requests_total", **ok)
+    setosa = sample(client, "mldeploy_predictions_total", **{"class": "setosa"})
+    assert client.post("/predict", json=[SEED_ROW] * 3).status_code == 200
+    assert sample(client, "mldeploy_http_requests_total", **ok) - before == 1
+    assert sample(client, "mldeploy_predictions_total", **{"class": "setosa"}) - setosa == 3
+    assert sample(client, "process_cpu_seconds_total") > 0  # the plain registry's process metrics
+
+    fields = {"petal_width": 0.0, "(other)": 0.0, "(body)": 0.0}
+    before_fields = {f: sample(client, "mldeploy_validation_failures_total", field=f) for f in fields}
+    # A client's own field names never become label values: the series stay bounded.
+    client.post("/predict", json={**SEED_ROW, "petal_width": None, "made_up_name_123": 1})
+    client.post("/predict", json=[])
+    after = {f: sample(client, "mldeploy_validation_failures_total", field=f) for f in fields}
+    assert {f: after[f] - before_fields[f] for f in fields} == {"petal_width": 1, "(other)": 1, "(body)": 1}
+    assert sample(client, "mldeploy_validation_failures_total", field="made_up_name_123") == 0
+
+
+def test_unknown_paths_share_one_label(client: FlaskClient) -> None:
+    before = sample(client, "mldeploy_http_requests_total", endpoint="(unmatched)", status="404")
+    client.get("/scan/a"), client.get("/scan/b")
+    assert sample(client, "mldeploy_http_requests_total", endpoint="(unmatched)", status="404") - before == 2
+
+
+def test_model_version_and_events(client: FlaskClient) -> None:
+    version = client.post("/predict", json=SEED_ROW).get_json()["ModelVersion"]
+    assert sample(client, "mldeploy_model_info", version=version) == 1
+    assert sample(client, "mldeploy_model_events_total", event="trained") >= 1
+
+
+@pytest.mark.parametrize(
+    ("given", "echoed"),
+    [("abc-123", True), ("x" * 128, True), ("x" * 129, False), ("bad id", False), ("a\u00e9", False), ("", False)],
+    ids=["plain", "longest", "too-long", "space", "non-ascii", "empty"],
+)
+def test_request_id_is_echoed_when_plain_else_generated(client: FlaskClient, given: str, echoed: bool) -> None:
+    headers = {REQUEST_ID_HEADER: given} if given else {}
+    res = client.get("/health", headers=headers)
+    rid = res.headers[REQUEST_ID_HEADER]
+    assert (rid == given) is echoed
+    assert rid and len(rid) <= 128
+
+
+def test_one_json_line_per_request_without_feature_values(client: FlaskClient, caplog) -> None:
+    formatter = json_formatter()
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+        client.post("/predict", json={**SEED_ROW, "sepal_length": 4.918273645}, headers={REQUEST_ID_HEADER: "r-1"})
+        client.post("/predict", json={**SEED_ROW, "petal_width": "x"}, headers={REQUEST_ID_HEADER: "r-2"})
+    records = [r for r in caplog.records if r.name == ACCESS_LOGGER]
+    assert len(records) == 2
+    ok, bad = (json.loads(formatter.format(r)) for r in records)
+    assert {k: ok[k] for k in ("request_id", "method", "path", "status", "rows")} == {
+        "request_id": "r-1",
+        "method": "POST",
+        "path": "/predict",
+        "status": 200,
+        "rows": 1,
+    }
+    assert ok["level"] == "INFO" and ok["model_version"] and ok["latency_ms"] > 0
+    assert (bad["request_id"], bad["status"], bad["rows"]) == ("r-2", 400, None)
+    assert "4.918273645" not in json.dumps(ok)
