@@ -8,6 +8,10 @@ from collections.abc import Sequence
 
 from flask import Flask
 
+from mldeploy.request_log import configure_logging
+
+log = logging.getLogger(__name__)
+
 
 def parse_args(app: Flask, argv: Sequence[str] | None = None) -> argparse.Namespace:
     """``--host`` and ``--port``, defaulting to MLDEPLOY_HOST / MLDEPLOY_PORT or 127.0.0.1:5000."""
@@ -20,5 +24,11 @@ def parse_args(app: Flask, argv: Sequence[str] | None = None) -> argparse.Namesp
 def main(app: Flask, argv: Sequence[str] | None = None) -> None:
     """Run ``app`` on the configured host and port until interrupted."""
     args = parse_args(app, argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(str(app.config["LOG_LEVEL"]))
+    # werkzeug's own lines (its banner, its access log) are off: mldeploy logs each request itself.
+    log.info(
+        "serving on http://%s:%s (development server; use `python -m mldeploy serve` in production)",
+        args.host,
+        args.port,
+    )
     app.run(host=args.host, port=args.port, debug=False, use_reloader=False, threaded=True)
