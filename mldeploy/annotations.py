@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from flask import Request
 
+from mldeploy import metrics
 from modeler.errors import FieldError, InvalidInput
 from modeler.modeler import Inference
 
@@ -37,10 +38,8 @@ def explain_requested(request: Request) -> bool:
 
 
 def record_out_of_range(fields: Iterable[str]) -> None:
-    """Hook for a per-feature Prometheus counter of out-of-range values (one call per value).
-
-    The metrics module is not part of the service yet; when it is, count here.
-    """
+    """Count out-of-range values per feature in Prometheus (``mldeploy_out_of_range_total``)."""
+    metrics.count_out_of_range(fields)
 
 
 def annotate(result: Inference, predictions: list[dict], explain: bool) -> None:

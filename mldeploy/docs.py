@@ -30,9 +30,11 @@ def init_app(app: Flask, readiness: Readiness) -> None:
 
     def openapi_json():
         modeler = readiness.modeler
-        # Never load or train for the docs: the row schema names the features once they are known.
-        features = modeler.features if modeler.is_ready else None
-        return jsonify(build_spec(current_app.config, features))
+        # Never load or train for the docs: the schemas name the features and the version once
+        # they are known.
+        if modeler.is_ready:
+            return jsonify(build_spec(current_app.config, modeler.features, modeler.version))
+        return jsonify(build_spec(current_app.config))
 
     app.add_url_rule(SPEC_PATH, "openapi", openapi_json, methods=["GET"])
     blueprint = get_swaggerui_blueprint(DOCS_PATH, SPEC_PATH, config=SWAGGER_CONFIG, blueprint_name="docs")

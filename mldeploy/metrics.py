@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import os
 import threading
+from collections.abc import Iterable
 
 from flask import Flask, Response, request
 from prometheus_client import (
@@ -50,6 +51,9 @@ PREDICTIONS = Counter("mldeploy_predictions_total", "Rows predicted, by predicte
 VALIDATION_FAILURES = Counter(
     "mldeploy_validation_failures_total", "Problems found in /predict input, by field.", ["field"]
 )
+OUT_OF_RANGE = Counter(
+    "mldeploy_out_of_range_total", "Feature values outside the range seen in training, by feature.", ["field"]
+)
 # Info-style: 1 for the version served, 0 for one no longer served. "livemostrecent" keeps the
 # latest value any live process wrote, so a worker's switch overrides the master's preload.
 MODEL_INFO = Gauge(
@@ -71,6 +75,12 @@ def note_version(version: str) -> None:
             MODEL_INFO.labels(previous).set(0)
         MODEL_INFO.labels(version).set(1)
         _served["version"] = version
+
+
+def count_out_of_range(fields: Iterable[str]) -> None:
+    """Count feature values outside their training range (names are the model's features)."""
+    for field, count in collections.Counter(fields).items():
+        OUT_OF_RANGE.labels(field).inc(count)
 
 
 def on_model_event(event: str, version: str) -> None:

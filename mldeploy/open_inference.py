@@ -105,7 +105,7 @@ def _tensor(tensor: object, binary: bytes, offset: int) -> tuple[str, np.ndarray
         raise bad("each input must be an object with a 'name'")
     name = tensor["name"]
     datatype = tensor.get("datatype")
-    if datatype not in DTYPES:
+    if not isinstance(datatype, str) or datatype not in DTYPES:  # a list would not even hash
         raise bad(f"datatype {json.dumps(datatype)} is not supported: send {' or '.join(DTYPES)}", name)
     shape = _shape(tensor, name)
     count = math.prod(shape)

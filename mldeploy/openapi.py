@@ -13,10 +13,13 @@ other columns is documented with its own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mldeploy import auth
+from mldeploy.annotations import FALSE, TRUE
+from mldeploy.open_inference import is_v2
 from modeler.validation import FLOAT32_MAX
 
 OPENAPI_VERSION = "3.1.0"
@@ -24,6 +27,8 @@ TITLE = "mldeploy"
 API_VERSION = "1.0.0"
 SECURITY_SCHEME = "bearerAuth"
 JSON = "application/json"
+BINARY = "application/octet-stream"
+READINESS_503 = {"/ready": "NotReady", "/v2/health/ready": "V2NotReady"}
 
 REASONS = {
     400: "Invalid input: malformed JSON, or fields that are missing, unknown, not numbers, not finite",
@@ -46,9 +51,10 @@ def ref(name: str) -> dict:
 class Operation:
     """One documented method of one route.
 
-    ``ok`` is the schema of the 200 JSON answer (or a ready ``responses`` entry when
-    ``ok_content`` names another media type); ``errors`` lists the statuses the route itself
-    can give. ``access`` is ``"open"`` (never needs a key), ``"api"`` (needs one of
+    ``ok`` is the schema of the 200 answer, of media type ``ok_content`` (``ok_binary`` adds an
+    ``application/octet-stream`` form); ``errors`` lists the statuses the route itself can give;
+    ``body`` is the JSON request body's schema; ``query`` the query parameters (path parameters
+    are read from the path). ``access`` is ``"open"`` (never needs a key), ``"api"`` (needs one of
     ``MLDEPLOY_API_KEYS`` when set) or ``"admin"`` (needs ``MLDEPLOY_ADMIN_KEY``).
     """
 
@@ -59,13 +65,37 @@ class Operation:
     access: str = "api"
     ok_content: str = JSON
     description: str = ""
-    parameters: Sequence[dict] = field(default_factory=tuple)
-    ok_headers: Mapping[str, dict] = field(default_factory=dict)
+    query: Sequence[dict] = field(default_factory=tuple)
+    ok_binary: bool = False
 
 
 # ---- the routes ---------------------------------------------------------------------------------
 
 DOCS_PAGE = Operation("Swagger UI for this document", ok={"type": "string"}, ok_content="text/html", access="open")
+
+
+def flag_pattern(words: Iterable[str]) -> str:
+    """A regex for the words an on/off query flag accepts: any case, spaces around, or empty."""
+    spelled = ("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in w) for w in words)
+    return rf"^\s*({'|'.join(sorted(w for w in spelled if w))})?\s*$"
+
+
+EXPLAIN = {
+    "name": "explain",
+    "in": "query",
+    "required": False,
+    "description": "true (or 1, yes, on, or no value) adds each row's decision path as `Explanation`",
+    "schema": {"type": "string", "pattern": flag_pattern(TRUE | FALSE)},
+}
+# Open Inference Protocol (KServe V2): each model route also exists under /versions/{model_version}.
+V2_MODEL = "/v2/models/{model_name}"
+V2_VERSION = "/versions/{model_version}"
+
+
+def v2_model_route(suffix: str, method: str, op: Operation) -> dict[str, dict[str, Operation]]:
+    """``op`` at ``/v2/models/{model_name}<suffix>`` and at its ``/versions/{model_version}`` form."""
+    return {V2_MODEL + suffix: {method: op}, V2_MODEL + V2_VERSION + suffix: {method: op}}
+
 
 OPERATIONS: dict[str, dict[str, Operation]] = {
     "/predict": {
@@ -74,10 +104,13 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
             ok={"oneOf": [ref("Prediction"), ref("BatchPrediction")]},
             errors=(400, 415, 503),
             body=ref("PredictRequest"),
+            query=(EXPLAIN,),
             description="One row (named features, or `features` in feature order) answers one prediction; "
-            "a batch (an array of rows, or `instances`) answers `Predictions` in input order.",
+            "a batch (an array of rows, or `instances`) answers `Predictions` in input order. A row with a "
+            "feature outside its training range also gets `Warnings`.",
         )
     },
+    "/": {"get": Operation("The playground page", ok={"type": "string"}, ok_content="text/html", access="open")},
     "/health": {"get": Operation("Liveness: the process answers", ok=ref("Health"), access="open")},
     "/ready": {
         "get": Operation(
@@ -100,9 +133,30 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
             ok_content="*/*",
             errors=(404,),
             access="open",
-            parameters=({"name": "path", "in": "path", "required": True, "schema": {"type": "string"}},),
         )
     },
+    "/v2": {"get": Operation("Open Inference Protocol: server metadata", ok=ref("V2ServerMetadata"))},
+    "/v2/health/live": {"get": Operation("Open Inference Protocol: liveness", ok=ref("V2Live"), access="open")},
+    "/v2/health/ready": {
+        "get": Operation("Open Inference Protocol: readiness", ok=ref("V2Ready"), errors=(503,), access="open")
+    },
+    **v2_model_route("", "get", Operation("Model metadata", ok=ref("V2ModelMetadata"), errors=(404, 503))),
+    **v2_model_route("/ready", "get", Operation("Model readiness", ok=ref("V2ModelReady"), errors=(404, 503))),
+    **v2_model_route(
+        "/infer",
+        "post",
+        Operation(
+            "Inference with tensors",
+            ok=ref("V2InferenceResponse"),
+            ok_binary=True,
+            errors=(400, 404, 503),
+            body=ref("V2InferenceRequest"),
+            description="One FP32/FP64 tensor of shape [N, n_features] in feature order, or one tensor per "
+            "feature of shape [N]; outputs `label` (BYTES [N]) and `probabilities` (FP64 [N, n_classes]). "
+            "The binary tensor extension (`Inference-Header-Content-Length`, then raw little-endian bytes) "
+            "is accepted too, and answered as `application/octet-stream` when asked for.",
+        ),
+    ),
 }
 
 
@@ -129,6 +183,19 @@ def data_schemas(features: Sequence[str] | None, max_rows: int) -> dict[str, dic
         values = {"type": "array", "items": number_schema(), "minItems": 1}
     batch = {"type": "array", "minItems": 1, "maxItems": max_rows}
     probabilities = {"type": "object", "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}}
+    warnings = {
+        "type": "array",
+        "description": "Features outside the range seen in training (the prediction still stands)",
+        "items": {
+            "type": "object",
+            "properties": {
+                "field": {"type": "string"},
+                "value": {"type": "number"},
+                "range": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+            },
+            "required": ["field", "value", "range"],
+        },
+    }
     return {
         "Row": row,
         "FeatureValues": values,
@@ -157,6 +224,8 @@ def data_schemas(features: Sequence[str] | None, max_rows: int) -> dict[str, dic
                 "Input": {"type": "object", "additionalProperties": {"type": "number"}},
                 "Probabilities": probabilities,
                 "ModelVersion": {"type": "string"},
+                "Warnings": warnings,
+                "Explanation": {"type": "object"},
             },
             "required": ["Class", "Input", "Probabilities", "ModelVersion"],
         },
@@ -167,7 +236,12 @@ def data_schemas(features: Sequence[str] | None, max_rows: int) -> dict[str, dic
                     "type": "array",
                     "items": {
                         "type": "object",
-                        "properties": {"Class": {"type": "string"}, "Probabilities": probabilities},
+                        "properties": {
+                            "Class": {"type": "string"},
+                            "Probabilities": probabilities,
+                            "Warnings": warnings,
+                            "Explanation": {"type": "object"},
+                        },
                         "required": ["Class", "Probabilities"],
                     },
                 },
@@ -199,6 +273,102 @@ def data_schemas(features: Sequence[str] | None, max_rows: int) -> dict[str, dic
                 "classes": {"type": "array", "items": {"type": "string"}},
             },
             "required": ["version", "trained_at", "feature_names", "classes"],
+        },
+        "V2Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
+        "V2ServerMetadata": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "extensions": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["name", "version", "extensions"],
+        },
+        "V2Live": {"type": "object", "properties": {"live": {"const": True}}, "required": ["live"]},
+        "V2Ready": {"type": "object", "properties": {"ready": {"const": True}}, "required": ["ready"]},
+        "V2NotReady": {
+            "type": "object",
+            "properties": {"ready": {"const": False}, "error": {"type": "string"}},
+            "required": ["ready", "error"],
+        },
+        "V2ModelReady": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "ready": {"const": True}},
+            "required": ["name", "ready"],
+        },
+        "V2ModelMetadata": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "versions": {"type": "array", "items": {"type": "string"}},
+                "platform": {"type": "string"},
+                "inputs": {"type": "array", "items": ref("V2TensorMetadata")},
+                "outputs": {"type": "array", "items": ref("V2TensorMetadata")},
+            },
+            "required": ["name", "platform", "inputs", "outputs"],
+        },
+        "V2TensorMetadata": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "datatype": {"type": "string"},
+                "shape": {"type": "array", "items": {"type": "integer"}},
+            },
+            "required": ["name", "datatype", "shape"],
+        },
+        "V2InferenceRequest": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "inputs": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string"},
+                            "datatype": {"enum": ["FP32", "FP64"]},
+                            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+                            "data": {"type": "array"},
+                            "parameters": {"type": "object"},
+                        },
+                        "required": ["name", "datatype", "shape"],
+                    },
+                },
+                "outputs": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"name": {"enum": ["label", "probabilities"]}, "parameters": {"type": "object"}},
+                        "required": ["name"],
+                    },
+                },
+                "parameters": {"type": "object"},
+            },
+            "required": ["inputs"],
+        },
+        "V2InferenceResponse": {
+            "type": "object",
+            "properties": {
+                "model_name": {"type": "string"},
+                "model_version": {"type": "string"},
+                "id": {"type": "string"},
+                "outputs": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string"},
+                            "datatype": {"type": "string"},
+                            "shape": {"type": "array", "items": {"type": "integer"}},
+                            "data": {"type": "array"},
+                            "parameters": {"type": "object"},
+                        },
+                        "required": ["name", "datatype", "shape"],
+                    },
+                },
+            },
+            "required": ["model_name", "model_version", "outputs"],
         },
         "Error": {
             "type": "object",
@@ -235,19 +405,21 @@ REQUEST_ID = {
 }
 
 
-def error_response(status: int, description: str | None = None, headers: Mapping[str, dict] | None = None) -> dict:
+def error_response(status: int, schema: str = "Error", headers: Mapping[str, dict] | None = None) -> dict:
     """A JSON error answer."""
     return {
-        "description": description or REASONS[status],
-        "content": {JSON: {"schema": ref("Error")}},
+        "description": REASONS[status],
+        "content": {JSON: {"schema": ref(schema)}},
         "headers": {**REQUEST_ID, **(headers or {})},
     }
 
 
 def responses_of(path: str, op: Operation, config: Mapping[str, object]) -> dict:
     """Every answer ``op`` can give under ``config``."""
-    ok_schema = {"content": {op.ok_content: {"schema": op.ok}}} if op.ok_content else {}
-    responses: dict[str, dict] = {"200": {"description": "OK", **ok_schema, "headers": {**REQUEST_ID, **op.ok_headers}}}
+    content = {op.ok_content: {"schema": op.ok}}
+    if op.ok_binary:
+        content[BINARY] = {"schema": {"type": "string", "format": "binary"}}
+    responses: dict[str, dict] = {"200": {"description": "OK", "content": content, "headers": REQUEST_ID}}
     statuses = set(op.errors)
     if op.body is not None:
         statuses |= {400, 413, 415}
@@ -263,23 +435,38 @@ def responses_of(path: str, op: Operation, config: Mapping[str, object]) -> dict
             headers = RETRY_AFTER
         elif status == 401:
             headers = WWW_AUTHENTICATE
-        responses[str(status)] = error_response(status, headers=headers)
-    if path == "/ready" and "503" in responses:
-        responses["503"]["content"][JSON]["schema"] = ref("NotReady")
+        # The Open Inference Protocol's routes answer errors as {"error": ...} (mldeploy.errors).
+        responses[str(status)] = error_response(status, "V2Error" if is_v2(path) else "Error", headers)
+    # Readiness answers its own body when not ready.
+    for ready_path, schema in READINESS_503.items():
+        if path == ready_path and "503" in responses:
+            responses["503"]["content"][JSON]["schema"] = ref(schema)
     return responses
 
 
-def operation_object(path: str, method: str, op: Operation, config: Mapping[str, object]) -> dict:
+def path_parameter(name: str, known: Mapping[str, Sequence[str]]) -> dict:
+    """A path parameter; its only accepted values when the server knows them (the model's name)."""
+    schema: dict = {"type": "string"}
+    if known.get(name):
+        schema["enum"] = list(known[name])
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def operation_object(
+    path: str, method: str, op: Operation, config: Mapping[str, object], known: Mapping[str, Sequence[str]]
+) -> dict:
     """The OpenAPI operation object for one documented method."""
     doc: dict = {
-        "operationId": f"{method}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '') or 'root'}",
+        # Unique per path and method, even for /docs and /docs/.
+        "operationId": method + re.sub(r"[^A-Za-z0-9]", "_", path),
         "summary": op.summary,
         "responses": responses_of(path, op, config),
     }
     if op.description:
         doc["description"] = op.description
-    if op.parameters:
-        doc["parameters"] = list(op.parameters)
+    parameters = [path_parameter(name, known) for name in re.findall(r"{(\w+)}", path)] + list(op.query)
+    if parameters:
+        doc["parameters"] = parameters
     if op.body is not None:
         doc["requestBody"] = {"required": True, "content": {JSON: {"schema": op.body}}}
     if op.access == "admin" or (op.access == "api" and auth.api_keys(config)):
@@ -289,8 +476,10 @@ def operation_object(path: str, method: str, op: Operation, config: Mapping[str,
     return doc
 
 
-def build_spec(config: Mapping[str, object], features: Sequence[str] | None = None) -> dict:
-    """The OpenAPI 3.1 document for an app with ``config`` serving a model with ``features``."""
+def build_spec(config: Mapping[str, object], features: Sequence[str] | None = None, version: str | None = None) -> dict:
+    """The OpenAPI 3.1 document for an app with ``config`` serving the model ``version`` with
+    ``features`` (both None while no model is loaded)."""
+    known = {"model_name": [str(config.get("MODEL_NAME", ""))], "model_version": [version] if version else []}
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -300,7 +489,7 @@ def build_spec(config: Mapping[str, object], features: Sequence[str] | None = No
             "with a `message`; bad input also lists each problem's row, field and problem.",
         },
         "paths": {
-            path: {method: operation_object(path, method, op, config) for method, op in methods.items()}
+            path: {method: operation_object(path, method, op, config, known) for method, op in methods.items()}
             for path, methods in OPERATIONS.items()
         },
         "components": {

@@ -8,6 +8,7 @@ import importlib.metadata
 from flask import Response, current_app, request
 from flask_restful import Resource
 
+from mldeploy import request_context
 from mldeploy.open_inference import (
     EXTENSIONS,
     infer_response,
@@ -115,6 +116,7 @@ class ModelInfer(Resource):
         outputs = requested_outputs(body)
         rows = rows_from_request(body, binary, self.modeler.features, current_app.config["MAX_BATCH_ROWS"])
         result = self.modeler.infer(rows)
+        request_context.note_inference(result)
         if model_version is not None and result.version != model_version:  # switched meanwhile
             raise VersionNotFound(f"version {model_version!r} is no longer served: the current one is {result.version}")
         return infer_response(model_name, result, outputs, body.get("id"))

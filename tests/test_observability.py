@@ -87,3 +87,21 @@ def test_one_json_line_per_request_without_feature_values(client: FlaskClient, c
     assert ok["level"] == "INFO" and ok["model_version"] and ok["latency_ms"] > 0
     assert (bad["request_id"], bad["status"], bad["rows"]) == ("r-2", 400, None)
     assert "4.918273645" not in json.dumps(ok)
+
+
+def test_out_of_range_values_are_counted_per_feature(client: FlaskClient) -> None:
+    before = sample(client, "mldeploy_out_of_range_total", field="petal_length")
+    res = client.post(
+        "/predict", json=[{**SEED_ROW, "petal_length": 25.0}, SEED_ROW, {**SEED_ROW, "petal_length": 0.1}]
+    )
+    assert res.status_code == 200
+    assert sample(client, "mldeploy_out_of_range_total", field="petal_length") - before == 2
+
+
+def test_open_inference_requests_log_their_rows_and_version(client: FlaskClient, caplog) -> None:
+    tensor = {"name": "x", "datatype": "FP64", "shape": [2, 4], "data": [5.0, 3.2, 1.5, 0.3] * 2}
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+        res = client.post("/v2/models/iris/infer", json={"inputs": [tensor]})
+    assert res.status_code == 200
+    (record,) = [r for r in caplog.records if r.name == ACCESS_LOGGER]
+    assert (record.rows, record.model_version) == (2, res.get_json()["model_version"])

@@ -123,6 +123,8 @@ def infer(client: FlaskClient, body: object, headers: dict | None = None, raw: b
         ({"inputs": [1]}, "must be an object with a 'name'"),
         ({"inputs": [{**GOOD, "datatype": "INT64"}]}, 'datatype "INT64" is not supported'),
         ({"inputs": [{**GOOD, "datatype": "BYTES"}]}, "is not supported"),
+        # Found by schemathesis (tests/test_openapi.py): a list here was a 500 (unhashable).
+        ({"inputs": [{**GOOD, "datatype": ["FP32"]}]}, 'datatype ["FP32"] is not supported'),
         ({"inputs": [{**GOOD, "shape": [1, -4]}]}, "shape must be"),
         ({"inputs": [{**GOOD, "shape": "1x4"}]}, "shape must be"),
         ({"inputs": [{**GOOD, "shape": [2, 4]}]}, "needs 8"),
