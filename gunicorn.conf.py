@@ -27,7 +27,7 @@ for _stale in _METRICS_DIR.glob("*.db"):
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_METRICS_DIR)
 
 from mldeploy.config import settings  # noqa: E402 - needs the environment above
-from mldeploy.request_log import logging_config  # noqa: E402
+from mldeploy.request_log import configure_logging  # noqa: E402
 
 _settings = settings()
 
@@ -46,10 +46,13 @@ graceful_timeout = int(os.environ.get("MLDEPLOY_GRACEFUL_TIMEOUT", 20))
 keepalive = 5
 # Since gunicorn 25.1 the master opens a per-user control socket that a second instance takes over.
 control_socket_disable = True
+# Every log line, gunicorn's too, as JSON on stderr (python-json-logger), set up here, before
+# the app is preloaded, so that loading the model logs JSON too. Not through logconfig_dict: that
+# would switch gunicorn's access log on (it formats every request even with no handler to write
+# it) and drop the file an --access-logfile option asks for.
+configure_logging(str(_settings["LOG_LEVEL"]))
+errorlog = None  # gunicorn's own text handler would double the JSON lines
 accesslog = None  # mldeploy logs one JSON line per request itself
-errorlog = "-"
-# Every log line, gunicorn's too, as JSON (python-json-logger).
-logconfig_dict = logging_config(str(_settings["LOG_LEVEL"]))
 
 
 def when_ready(server):

@@ -63,6 +63,7 @@ SERVER_ENV = {
     "MLDEPLOY_BIND": "address gunicorn binds (default MLDEPLOY_HOST:MLDEPLOY_PORT)",
     "MLDEPLOY_WORKER_TIMEOUT": "seconds a request may run before gunicorn kills and replaces its worker",
     "MLDEPLOY_GRACEFUL_TIMEOUT": "seconds workers get to finish in-flight requests after SIGTERM",
+    "MLDEPLOY_PRELOAD": "0 makes each gunicorn worker load the app itself instead of the master",
     "WEB_CONCURRENCY": "gunicorn worker processes (default 2 x cores)",
     "PROMETHEUS_MULTIPROC_DIR": "where workers share metrics (default: a fresh temporary folder)",
 }

@@ -26,6 +26,7 @@ OPENAPI_VERSION = "3.1.0"
 TITLE = "mldeploy"
 API_VERSION = "1.0.0"
 SECURITY_SCHEME = "bearerAuth"
+ADMIN_SCHEME = "adminAuth"
 JSON = "application/json"
 BINARY = "application/octet-stream"
 READINESS_503 = {"/ready": "NotReady", "/v2/health/ready": "V2NotReady"}
@@ -35,6 +36,7 @@ REASONS = {
     401: "No valid bearer key (the answer carries WWW-Authenticate)",
     403: "Admin endpoints are disabled: MLDEPLOY_ADMIN_KEY is not set",
     404: "Not found",
+    409: "The model folder's state refuses it: read-only, or a corrupt or incompatible version",
     413: "Body over MLDEPLOY_MAX_CONTENT_LENGTH bytes, or a batch over MLDEPLOY_MAX_BATCH_ROWS rows",
     415: "The body is not JSON (send Content-Type: application/json)",
     429: "Over MLDEPLOY_RATE_LIMIT; retry after Retry-After seconds",
@@ -67,6 +69,8 @@ class Operation:
     description: str = ""
     query: Sequence[dict] = field(default_factory=tuple)
     ok_binary: bool = False
+    ok_status: int = 200
+    body_required: bool = True
 
 
 # ---- the routes ---------------------------------------------------------------------------------
@@ -111,6 +115,32 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
         )
     },
     "/": {"get": Operation("The playground page", ok={"type": "string"}, ok_content="text/html", access="open")},
+    "/model/versions": {"get": Operation("Saved versions, oldest first, the current one marked", ok=ref("Versions"))},
+    "/model/train": {
+        "post": Operation(
+            "Train a new version and make it current (admin)",
+            ok=ref("ModelMetadata"),
+            ok_status=201,
+            errors=(400, 409, 503),
+            body=ref("TrainRequest"),
+            body_required=False,
+            access="admin",
+            description='Optional body `{"params": {tree parameter: value}}` (DecisionTreeClassifier '
+            "parameters; unknown or invalid ones are a 400 naming each). 409 when the model folder is "
+            "read-only.",
+        )
+    },
+    "/model/activate": {
+        "post": Operation(
+            "Make a saved version current: a rollback (admin)",
+            ok=ref("ModelMetadata"),
+            errors=(400, 404, 409, 503),
+            body=ref("ActivateRequest"),
+            access="admin",
+            description="404 for an unknown version; 409 for a corrupt one, one saved by another "
+            "scikit-learn, or a read-only model folder.",
+        )
+    },
     "/health": {"get": Operation("Liveness: the process answers", ok=ref("Health"), access="open")},
     "/ready": {
         "get": Operation(
@@ -274,6 +304,32 @@ def data_schemas(features: Sequence[str] | None, max_rows: int) -> dict[str, dic
             },
             "required": ["version", "trained_at", "feature_names", "classes"],
         },
+        "Versions": {
+            "type": "object",
+            "properties": {
+                "current": {"type": ["string", "null"]},
+                "versions": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"version": {"type": "string"}, "current": {"type": "boolean"}},
+                        "required": ["version", "current"],
+                    },
+                },
+            },
+            "required": ["current", "versions"],
+        },
+        "TrainRequest": {
+            "type": "object",
+            "properties": {"params": {"type": "object", "description": "DecisionTreeClassifier parameters"}},
+            "additionalProperties": False,
+        },
+        "ActivateRequest": {
+            "type": "object",
+            "properties": {"version": {"type": "string", "minLength": 1}},
+            "required": ["version"],
+            "additionalProperties": False,
+        },
         "V2Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
         "V2ServerMetadata": {
             "type": "object",
@@ -419,7 +475,7 @@ def responses_of(path: str, op: Operation, config: Mapping[str, object]) -> dict
     content = {op.ok_content: {"schema": op.ok}}
     if op.ok_binary:
         content[BINARY] = {"schema": {"type": "string", "format": "binary"}}
-    responses: dict[str, dict] = {"200": {"description": "OK", "content": content, "headers": REQUEST_ID}}
+    responses: dict[str, dict] = {str(op.ok_status): {"description": "OK", "content": content, "headers": REQUEST_ID}}
     statuses = set(op.errors)
     if op.body is not None:
         statuses |= {400, 413, 415}
@@ -468,8 +524,10 @@ def operation_object(
     if parameters:
         doc["parameters"] = parameters
     if op.body is not None:
-        doc["requestBody"] = {"required": True, "content": {JSON: {"schema": op.body}}}
-    if op.access == "admin" or (op.access == "api" and auth.api_keys(config)):
+        doc["requestBody"] = {"required": op.body_required, "content": {JSON: {"schema": op.body}}}
+    if op.access == "admin":
+        doc["security"] = [{ADMIN_SCHEME: []}]
+    elif op.access == "api" and auth.api_keys(config):
         doc["security"] = [{SECURITY_SCHEME: []}]
     else:
         doc["security"] = []
@@ -498,8 +556,9 @@ def build_spec(config: Mapping[str, object], features: Sequence[str] | None = No
                 SECURITY_SCHEME: {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "One of MLDEPLOY_API_KEYS (or MLDEPLOY_ADMIN_KEY for admin routes)",
-                }
+                    "description": "One of MLDEPLOY_API_KEYS (MLDEPLOY_ADMIN_KEY passes too)",
+                },
+                ADMIN_SCHEME: {"type": "http", "scheme": "bearer", "description": "MLDEPLOY_ADMIN_KEY"},
             },
         },
     }

@@ -39,10 +39,11 @@ def logging_config(level: str = "INFO") -> dict:
         "handlers": {"json": handler},
         "root": {"level": level, "handlers": ["json"]},
         "loggers": {
-            # gunicorn's own loggers have handlers of their own unless given ours.
+            # gunicorn's error log does not propagate; it gets our handler (gunicorn.conf.py
+            # sets errorlog = None so that gunicorn adds no text handler beside it). Its access
+            # log is left alone: off by default, plain text when asked for (--access-logfile).
             "gunicorn.error": {"level": level, "handlers": ["json"], "propagate": False},
-            # mldeploy writes the access line itself; gunicorn's and werkzeug's would be doubles.
-            "gunicorn.access": {"level": "WARNING", "handlers": ["json"], "propagate": False},
+            # werkzeug's access lines (python app.py) would double mldeploy's own.
             "werkzeug": {"level": "WARNING"},
         },
     }

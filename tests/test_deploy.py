@@ -82,6 +82,17 @@ def test_env_names_are_settings_the_service_reads(k8s) -> None:
     assert not unknown, f"not read by mldeploy or gunicorn.conf.py: {unknown}"
 
 
+def test_every_variable_gunicorn_conf_reads_is_listed() -> None:
+    read = set(re.findall(r"os\.environ(?:\.get)?[\[(]\"(\w+)\"", (REPO / "gunicorn.conf.py").read_text()))
+    assert read and read - {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"} <= env_names()
+
+
+def test_readme_configuration_lists_every_variable() -> None:
+    section = (REPO / "README.md").read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `(\w+)` \|", section, flags=re.M))
+    assert env_names() - listed == set(), "variables read but not in the README's Configuration table"
+
+
 def test_replicas_share_a_read_only_model_and_never_train_on_their_own(k8s) -> None:
     env = env_of(k8s)
     assert env["MLDEPLOY_LAZY_TRAIN"]["value"] == "false"
