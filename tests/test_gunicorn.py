@@ -1,6 +1,8 @@
 """The production server as users run it: ``python -m mldeploy serve --workers 2`` in a fresh copy
 of the code, one server for the whole module. Metrics add up across both workers, every request
-has one JSON log line with its id, API keys guard the model routes and never reach the log."""
+has one JSON log line with its id, API keys guard the model routes and never reach the log, and
+/docs renders in a real headless Chromium without a request leaving the host (screenshot in
+test-artifacts/docs.png)."""
 
 from __future__ import annotations
 
@@ -15,16 +17,20 @@ from pathlib import Path
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from mldeploy.request_context import REQUEST_ID_HEADER
+from tests.browser import chromium, requested_urls
 from tests.deploy_files import dockerfile_instructions, exec_form, manifests
-from tests.support import SEED_ROW, clean_env, copy_project, free_port, running
+from tests.support import REPO, SEED_ROW, clean_env, copy_project, free_port, running
 
 API_KEY = "live-secret-key-0123"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 REQUESTS = 200  # the acceptance run in the README does 1,000; this keeps the suite quick
 # A value no other test sends, to look for in the log.
 TELLTALE = 4.918273645
+ARTIFACTS = REPO / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +147,19 @@ def test_dockerfile_healthcheck_and_kubernetes_probes_pass_on_the_live_server(se
     container = manifests()["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     for probe in ("readinessProbe", "livenessProbe"):
         assert requests.get(base + container[probe]["httpGet"]["path"], timeout=10).status_code == 200
+
+
+def test_docs_render_in_a_real_browser_with_every_request_to_this_host(server, tmp_path: Path) -> None:
+    base, _, _ = server
+    with chromium(tmp_path / "profile", network_log=True) as driver:
+        driver.get("about:blank")
+        requested_urls(driver)  # the browser's own start-up requests are not the page's
+        driver.get(base + "/docs")
+        WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"))
+        paths = {e.text for e in driver.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+        urls = requested_urls(driver)
+        ARTIFACTS.mkdir(exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / "docs.png"))
+    assert {"/predict", "/health", "/ready", "/metrics"} <= paths, "Swagger UI did not render the operations"
+    assert base + "/openapi.json" in urls and base + "/docs/swagger-ui-bundle.js" in urls
+    assert [u for u in urls if not u.startswith((base + "/", "data:"))] == [], "a request left the host"
