@@ -16,7 +16,7 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 
 
 @contextlib.contextmanager
-def chromium(profile: Path, network_log: bool = False) -> Iterator[WebDriver]:
+def chromium(profile: Path, network_log: bool = False, window_size: str = "1200,1400") -> Iterator[WebDriver]:
     """A headless Chromium; with ``network_log`` its requests can be read by :func:`requested_urls`."""
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
     if missing:
@@ -30,7 +30,7 @@ def chromium(profile: Path, network_log: bool = False) -> Iterator[WebDriver]:
         "--disable-background-networking",
         "--disable-component-update",
         "--no-first-run",
-        "--window-size=1200,1400",
+        f"--window-size={window_size}",
         f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)

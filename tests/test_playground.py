@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -18,9 +15,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from modeler.explanation import short_threshold
 from modeler.modeler import Modeler
+from tests.browser import chromium
 from tests.support import PETAL_LENGTH_SEED, REPO, clean_env, copy_project, free_port, running, wait_ready
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 ARTIFACTS = REPO / "test-artifacts"
 WAIT = 15  # seconds for the page to react; each reaction takes well under one
 
@@ -44,28 +41,8 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
     """Debian's headless Chromium through its own chromedriver: no driver or browser download."""
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} missing: run `make system-deps` (apt-get install chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--window-size=1100,820",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(flag)
-    # A driver path given here means selenium never runs Selenium Manager (which would download).
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    try:
+    with chromium(tmp_path_factory.mktemp("chromium-profile"), window_size="1100,820") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def text_of(driver: WebDriver, element_id: str) -> str:
