@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from flask.testing import FlaskClient
 
 from mldeploy import create_app
 from modeler.modeler import Modeler
+from tests.support import copy_project, free_port, running
 
 
 @pytest.fixture
@@ -42,3 +44,13 @@ def app(model_dir: Path) -> Flask:
 def client(app: Flask) -> FlaskClient:
     """A test client for :func:`app`."""
     return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """``python app.py --port P`` in a fresh copy of the code (empty models/), one per test module;
+    yields (base URL, project copy)."""
+    project = copy_project(tmp_path_factory.mktemp("clone"))
+    port = free_port()
+    with running(["app.py", "--port", str(port)], project, port, log=project / "server.log") as (base, _):
+        yield base, project

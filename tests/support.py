@@ -158,3 +158,15 @@ def pretend_saved_with(model_dir: Path, version: str, sklearn_version: str) -> N
     meta = json.loads(path.read_text())
     meta["environment"]["sklearn"] = sklearn_version
     path.write_text(json.dumps(meta))
+
+
+def run_cli(models: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m mldeploy *args`` in a real process, on the model directory ``models``."""
+    return subprocess.run(
+        [sys.executable, "-m", "mldeploy", *args],
+        cwd=REPO,
+        env=clean_env(MLDEPLOY_MODEL_DIR=str(models)),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

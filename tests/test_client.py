@@ -40,15 +40,6 @@ from tests.support import REPO, SEED_ROW, clean_env, copy_project, free_port, ru
 CLASSES = ["setosa", "versicolor", "virginica"]
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """``python app.py`` in a fresh copy; yields (base URL, project copy)."""
-    project = copy_project(tmp_path_factory.mktemp("clone"))
-    port = free_port()
-    with running(["app.py", "--port", str(port)], project, port, log=project / "server.log") as (base, _):
-        yield base, project
-
-
 @pytest.fixture
 def client(live) -> Iterator[Client]:
     with Client(live[0], timeout=30) as c:

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
-import pytest
 import requests
 from nbclient import NotebookClient
 
@@ -17,15 +15,6 @@ from modeler.store import VERSIONS_DIR
 from tests.support import REPO, SEED_ROW, clean_env, copy_project, free_port, running
 
 NOTEBOOK = REPO / "notebooks" / "client.ipynb"
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """``python app.py --port P`` in a fresh copy; yields (base URL, project copy)."""
-    project = copy_project(tmp_path_factory.mktemp("clone"))
-    port = free_port()
-    with running(["app.py", "--port", str(port)], project, port, log=project / "server.log") as (base, _):
-        yield base, project
 
 
 def test_seed_client_gets_setosa_and_the_model_is_saved_in_the_copy(live) -> None:

@@ -25,7 +25,7 @@ from modeler.data import IRIS_FEATURES, iris_frame
 from modeler.errors import InvalidInput, ModelIntegrityError
 from modeler.modeler import LoadedModel, Modeler
 from modeler.validation import TOO_LARGE
-from tests.support import REPO, clean_env
+from tests.support import REPO, clean_env, run_cli
 
 CLASSES = ["setosa", "versicolor", "virginica"]
 HEADER = "id,sepal_length,sepal_width,petal_length,petal_width,note\n"
@@ -70,14 +70,7 @@ def bad_csv(path: Path) -> Path:
 
 def score(models: Path, *args: str) -> subprocess.CompletedProcess:
     """``python -m mldeploy score *args`` in a real process on the module's models."""
-    return subprocess.run(
-        [sys.executable, "-m", "mldeploy", "score", *args],
-        cwd=REPO,
-        env=clean_env(MLDEPLOY_MODEL_DIR=str(models)),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli(models, "score", *args)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ worker processes, with the model loaded once per worker."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from mldeploy.scoring.cluster import ERROR_PARTS, LOCAL_WORKERS  # noqa: E402
 from modeler.batch import pinned_loads  # noqa: E402
 from modeler.data import IRIS_FEATURES  # noqa: E402
 from modeler.modeler import Modeler  # noqa: E402
-from tests.support import REPO, clean_env  # noqa: E402
+from tests.support import run_cli  # noqa: E402
 
 ROWS = 1_000_000
 # Bad cells spread over the file, so that they land in different partitions.
@@ -68,14 +67,7 @@ def cluster() -> Iterator[distributed.Client]:
 
 
 def score_process(models: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mldeploy", "score", *args],
-        cwd=REPO,
-        env=clean_env(MLDEPLOY_MODEL_DIR=str(models)),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_cli(models, "score", *args, timeout=600)
 
 
 def as_text(path: Path) -> pd.DataFrame:
