@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test lint format bench clean system-deps
+.PHONY: run test lint format bench bench-servers bench-deps clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ $(VENV)/.runtime: requirements.txt | $(BIN)/python
 $(VENV)/.dev: requirements.txt requirements-dev.txt requirements-onnx.txt requirements-parquet.txt requirements-dask.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
+
+$(VENV)/.bench: requirements.txt requirements-bench.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	touch $@
 
 run: $(VENV)/.runtime  ## serve the API on $(HOST):$(PORT)
 	$(BIN)/python app.py --host $(HOST) --port $(PORT)
@@ -36,13 +40,20 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(VENV)/.dev  ## print throughput figures: in-process rows/s, then a 5-million-row file scored
+bench: bench-servers $(VENV)/.dev  ## every benchmark: servers side by side, in-process rows/s, a 5-million-row file
 	$(BIN)/python bench/inprocess.py
 	$(BIN)/python bench/score_file.py
 
 format: $(VENV)/.dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The benchmark's load generator, from Debian, installed only when missing (needs root).
+bench-deps:
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+
+bench-servers: $(VENV)/.bench bench-deps  ## the servers side by side; prints a table, writes bench/RESULTS.md
+	PYTHON=$(BIN)/python bash bench/run.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

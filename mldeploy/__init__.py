@@ -23,7 +23,7 @@ def create_app(config: Mapping[str, object] | None = None, modeler: Modeler | No
     ``modeler`` to serve one you built, else one is made from the config."""
     from flask import Flask
 
-    from mldeploy import auth, docs, errors, metrics, rate_limit, request_log
+    from mldeploy import auth, docs, errors, jsonio, metrics, rate_limit, request_log
     from mldeploy.config import load_config, make_modeler
     from mldeploy.readiness import Readiness
     from mldeploy.routes import register_routes
@@ -46,6 +46,8 @@ def create_app(config: Mapping[str, object] | None = None, modeler: Modeler | No
     errors.init_app(app)
     # catch_all_404s: unknown paths get our JSON 404 rather than Flask's HTML page.
     api = errors.JsonApi(app, catch_all_404s=True)
+    # Flask-RESTful writes responses with its own stdlib output_json unless told otherwise.
+    api.representation("application/json")(jsonio.output_json)
     app.extensions[API_EXTENSION] = api
     register_routes(api, modeler, readiness)
     docs.init_app(app, readiness)

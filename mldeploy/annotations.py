@@ -13,6 +13,7 @@ from flask import Request
 from mldeploy import metrics
 from modeler.errors import FieldError, InvalidInput
 from modeler.modeler import Inference
+from modeler.ranges import RangeWarning
 
 EXPLAIN = "explain"
 WARNINGS = "Warnings"
@@ -42,10 +43,17 @@ def record_out_of_range(fields: Iterable[str]) -> None:
     metrics.count_out_of_range(fields)
 
 
-def annotate(result: Inference, predictions: list[dict], explain: bool) -> None:
+def annotate(
+    result: Inference,
+    predictions: list,
+    explain: bool,
+    warnings: dict[int, list[RangeWarning]] | None = None,
+) -> None:
     """Add ``Warnings`` (only when some feature is out of range) and, if asked, ``Explanation``
-    to each prediction dict of ``result``, in place."""
-    warnings = result.out_of_range()
+    to each prediction dict of ``result``, in place. Pass ``warnings`` when already computed
+    (``result.out_of_range()``); only the predictions they and ``explain`` touch must be dicts."""
+    if warnings is None:
+        warnings = result.out_of_range()
     if warnings:
         record_out_of_range(w.field for found in warnings.values() for w in found)
         for row, found in warnings.items():

@@ -1,23 +1,25 @@
 """Reading a /predict body: JSON only, then one of the accepted shapes.
 
 Shapes:  ``{"sepal_length": ..., ...}`` (one row), ``{"features": [numbers]}`` (one row in
-feature order), ``[{...}, ...]`` (a batch) and ``{"instances": [{...} or [numbers], ...]}``
-(a batch).
+feature order), ``[{...}, ...]`` (a batch), ``{"instances": [{...} or [numbers], ...]}``
+(a batch) and ``{"columns": [names], "data": [[numbers], ...]}`` (a batch, column-wise).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 
 from flask import Request
 from werkzeug.exceptions import UnsupportedMediaType
 
+from mldeploy import jsonio
 from modeler.errors import MISSING, UNKNOWN, FieldError, InvalidInput, TooManyRows
-from modeler.validation import EMPTY, NOT_A_ROW
+from modeler.validation import EMPTY, NOT_A_ROW, Columns
 
 INSTANCES = "instances"
 FEATURES = "features"
+COLUMNS = "columns"
+DATA = "data"
 MALFORMED = "Malformed JSON"
 
 
@@ -31,16 +33,31 @@ def read_json(request: Request) -> object:
     if not raw.strip():
         raise InvalidInput([FieldError(None, None, "empty body: send a JSON object")], MALFORMED)
     try:
-        return json.loads(raw)
+        return jsonio.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput([FieldError(None, None, f"malformed JSON: {exc}")], MALFORMED) from exc
 
 
-def _unknown_keys(body: Mapping, allowed: str) -> list[FieldError]:
-    return [FieldError(None, str(k), UNKNOWN) for k in body if k != allowed]
+def _unknown_keys(body: Mapping, *allowed: str) -> list[FieldError]:
+    return [FieldError(None, str(k), UNKNOWN) for k in body if k not in allowed]
 
 
-def _check_batch(rows: list, max_rows: int, *, numbers_allowed: bool) -> None:
+def _columns(body: dict, max_rows: int) -> Columns:
+    errors = _unknown_keys(body, COLUMNS, DATA)
+    names, data = body.get(COLUMNS), body.get(DATA)
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        errors.append(FieldError(None, COLUMNS, "must be a non-empty list of field names"))
+    if not isinstance(data, list):
+        errors.append(FieldError(None, DATA, "must be a list of rows, each a list of numbers in the order of columns"))
+    if errors:
+        raise InvalidInput(errors)
+    _check_batch(data, max_rows, allowed=(list,), problem="not a list of numbers")
+    return Columns(names, data)
+
+
+def _check_batch(
+    rows: list, max_rows: int, *, allowed: tuple[type, ...] = (dict,), problem: str = "not an object"
+) -> None:
     if not rows:
         raise InvalidInput([FieldError(None, None, EMPTY)])
     if len(rows) > max_rows:
@@ -48,22 +65,20 @@ def _check_batch(rows: list, max_rows: int, *, numbers_allowed: bool) -> None:
             [FieldError(None, None, f"{len(rows)} rows is over the limit of {max_rows} (MLDEPLOY_MAX_BATCH_ROWS)")],
             "Batch too large",
         )
-    allowed = (dict, list) if numbers_allowed else (dict,)
-    bad = [
-        FieldError(i, None, NOT_A_ROW if numbers_allowed else "not an object")
-        for i, row in enumerate(rows)
-        if not isinstance(row, allowed)
-    ]
-    if bad:
-        raise InvalidInput(bad)
+    if set(map(type, rows)).issubset(allowed):  # JSON gives exact dicts and lists
+        return
+    raise InvalidInput([FieldError(i, None, problem) for i, row in enumerate(rows) if not isinstance(row, allowed)])
 
 
 def rows_from_body(body: object, max_rows: int) -> object:
     """The rows to score, in a shape :func:`modeler.validation.to_rows` understands.
 
-    A one-row shape gives a dict or a flat list (scored as one row); a batch gives a list of rows.
+    A one-row shape gives a dict or a flat list (scored as one row); a batch gives a list of rows,
+    or :class:`~modeler.validation.Columns` for the column-wise form.
     """
     if isinstance(body, dict):
+        if COLUMNS in body:
+            return _columns(body, max_rows)
         if INSTANCES in body:
             errors = _unknown_keys(body, INSTANCES)
             rows = body[INSTANCES]
@@ -71,7 +86,7 @@ def rows_from_body(body: object, max_rows: int) -> object:
                 errors.append(FieldError(None, INSTANCES, "must be a list of rows"))
             if errors:
                 raise InvalidInput(errors)
-            _check_batch(rows, max_rows, numbers_allowed=True)
+            _check_batch(rows, max_rows, allowed=(dict, list), problem=NOT_A_ROW)
             return rows
         if FEATURES in body:
             errors = _unknown_keys(body, FEATURES)
@@ -83,7 +98,7 @@ def rows_from_body(body: object, max_rows: int) -> object:
             return values
         return body
     if isinstance(body, list):
-        _check_batch(body, max_rows, numbers_allowed=False)
+        _check_batch(body, max_rows)
         return body
     raise InvalidInput(
         [FieldError(None, None, f"the body must be a JSON object or an array of objects, not {type(body).__name__}")]

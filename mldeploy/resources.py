@@ -8,6 +8,7 @@ from flask_restful import Resource
 from mldeploy import request_context
 from mldeploy.annotations import annotate, explain_requested
 from mldeploy.auth import admin_required
+from mldeploy.jsonio import leaf_answers
 from mldeploy.payload import read_json, read_object, rows_from_body
 from mldeploy.playground import playground_response
 from mldeploy.readiness import Readiness
@@ -31,20 +32,27 @@ class Predict(Resource):
         rows = rows_from_body(read_json(request), current_app.config["MAX_BATCH_ROWS"])
         result = self.modeler.infer(rows)
         request_context.note_inference(result)
-        probabilities = result.probability_dicts()
+        # Each leaf's answer is serialised JSON already: a row costs a list look-up.
+        answers = leaf_answers(result.tree)
+        warnings = result.out_of_range()
         if result.single:
+            leaf = result.leaves[0]
             body = {
-                "Class": result.labels[0],
+                "Class": result.tree.leaf_labels[leaf],
                 "Input": dict(zip(result.features, result.rows[0], strict=True)),
-                "Probabilities": probabilities[0],
+                "Probabilities": answers.probabilities[leaf],
                 "ModelVersion": result.version,
             }
-            annotate(result, [body], explain)
+            annotate(result, [body], explain, warnings)
             return body
-        predictions = [
-            {"Class": label, "Probabilities": proba} for label, proba in zip(result.labels, probabilities, strict=True)
-        ]
-        annotate(result, predictions, explain)
+        leaves = result.leaves.tolist()
+        if explain:  # every row gets an explanation: plain dicts throughout
+            predictions = [answers.prediction_dict(leaf) for leaf in leaves]
+        else:
+            predictions = [answers.predictions[leaf] for leaf in leaves]
+            for row in warnings:  # rows that get warnings need a dict to carry them
+                predictions[row] = answers.prediction_dict(leaves[row])
+        annotate(result, predictions, explain, warnings)
         return {"Predictions": predictions, "ModelVersion": result.version}
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import os
 import platform
 import secrets
+import sys
 import threading
 import time
 import weakref
@@ -22,17 +24,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import filelock
-import joblib
 import numpy as np
-import pandas as pd
-import sklearn
-from sklearn.model_selection import train_test_split
-from sklearn.tree import DecisionTreeClassifier
 
 from modeler.compiled_tree import CompiledTree
-from modeler.data import DataSource, describe_source, load_training_data
 from modeler.errors import (
     DataError,
     IncompatibleModelError,
@@ -45,8 +42,16 @@ from modeler.errors import (
 from modeler.explanation import Explanation, explain_row
 from modeler.ranges import Range, RangeWarning, out_of_range, training_ranges
 from modeler.store import ModelStore
-from modeler.tree_params import TREE_PARAMS, check_tree_params
+from modeler.tree_params import check_tree_params, tree_param_names
 from modeler.validation import Rows, to_rows
+
+# scikit-learn, pandas and joblib are imported where a model is trained or unpickled, not here:
+# serving a saved version needs only numpy (see modeler.store), which halves a server's start.
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.tree import DecisionTreeClassifier
+
+    from modeler.data import DataSource
 
 # Anchored to the code, not the working directory: <repository>/models.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models"
@@ -71,12 +76,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """One loaded, verified version: the estimator, its metadata and its compiled tree."""
+    """One loaded, verified version: its metadata, its compiled tree and (on demand) the estimator."""
 
     version: str
     metadata: dict
-    estimator: DecisionTreeClassifier = field(repr=False)
     tree: CompiledTree = field(repr=False)
+    load_estimator: Callable[[], DecisionTreeClassifier] = field(repr=False)
+
+    @functools.cached_property
+    def estimator(self) -> DecisionTreeClassifier:
+        """The fitted scikit-learn estimator, unpickled (after the same checks) on first use."""
+        return self.load_estimator()
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -103,17 +113,27 @@ class LoadedModel:
         return self.estimator.tree_.apply(np.ascontiguousarray(X, dtype=np.float32))
 
 
-@dataclass(frozen=True)
-class Inference:
-    """The outcome of one :meth:`Modeler.infer` call, tied to the version that computed it."""
+class Inference(NamedTuple):
+    """The outcome of one :meth:`Modeler.infer` call, tied to the version that computed it.
+
+    A named tuple: immutable, and built in a fraction of a frozen dataclass's time (it is made
+    once per prediction, and a single-row prediction takes a few microseconds).
+    """
 
     version: str
     features: tuple[str, ...]
-    rows: Rows = field(repr=False)
+    rows: Rows
     single: bool
-    leaves: np.ndarray
-    tree: CompiledTree = field(repr=False)
-    ranges: tuple[Range, ...] = field(default=(), repr=False)
+    leaves: np.ndarray | list[int]  # a list for one row: no numpy on the single-row path
+    tree: CompiledTree
+    ranges: tuple[Range, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"Inference(version={self.version!r}, rows={len(self.leaves)}, single={self.single})"
+
+    def _leaf_list(self) -> list[int]:
+        leaves = self.leaves
+        return leaves if type(leaves) is list else leaves.tolist()
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -123,7 +143,8 @@ class Inference:
     @property
     def labels(self) -> list[str]:
         """Predicted class per row."""
-        return [self.tree.leaf_labels[leaf] for leaf in self.leaves.tolist()]
+        labels = self.tree.leaf_labels
+        return [labels[leaf] for leaf in self._leaf_list()]
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -136,7 +157,8 @@ class Inference:
 
     def probability_dicts(self) -> list[dict[str, float]]:
         """Class probabilities per row as ``{class: probability}`` dicts."""
-        return [dict(self.tree.leaf_proba_dicts[leaf]) for leaf in self.leaves.tolist()]
+        dicts = self.tree.leaf_proba_dicts
+        return [dict(dicts[leaf]) for leaf in self._leaf_list()]
 
     def out_of_range(self) -> dict[int, list[RangeWarning]]:
         """``{row index: warnings}`` for rows with a feature outside its training range."""
@@ -145,6 +167,10 @@ class Inference:
     def explanations(self) -> list[Explanation]:
         """The decision path of each row, in input order."""
         return [explain_row(self.tree, self.features, row) for row in self.rows]
+
+
+def _already_loaded(estimator: DecisionTreeClassifier) -> Callable[[], DecisionTreeClassifier]:
+    return lambda: estimator
 
 
 def _json_safe(value: object) -> object:
@@ -204,11 +230,11 @@ class Modeler:
         keep_versions: int = DEFAULT_KEEP_VERSIONS,
         **tree_params: object,
     ) -> None:
-        unknown = sorted(set(tree_params) - TREE_PARAMS)
+        unknown = sorted(set(tree_params) - tree_param_names()) if tree_params else []
         if unknown:
             raise TypeError(
                 f"unknown DecisionTreeClassifier parameter(s): {', '.join(unknown)}; "
-                f"valid: {', '.join(sorted(TREE_PARAMS))}"
+                f"valid: {', '.join(sorted(tree_param_names()))}"
             )
         self.model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
         self.data = data
@@ -330,38 +356,65 @@ class Modeler:
         self._failure = None
         return model
 
-    def _load_version(self, version: str) -> LoadedModel:
-        estimator, metadata = self.store.load(version)
+    def _load_estimator(self, version: str) -> DecisionTreeClassifier:
+        from sklearn.tree import DecisionTreeClassifier
+
+        estimator, _ = self.store.load(version)
         if not isinstance(estimator, DecisionTreeClassifier):
             raise IncompatibleModelError(
                 f"version {version!r} holds a {type(estimator).__name__}, not a DecisionTreeClassifier"
             )
+        return estimator
+
+    def _load_version(self, version: str, *, unpickle: bool = False) -> LoadedModel:
+        """A verified version: from its saved tree arrays when it has them (no unpickling, no
+        scikit-learn import), else from the pickled estimator. ``unpickle`` also unpickles the
+        estimator now, the full check (an ``InconsistentVersionWarning`` is an error)."""
+        compiled = self.store.load_compiled(version)
+        if compiled is not None:
+            data, metadata = compiled
+            try:
+                tree = CompiledTree.from_json(data)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ModelIntegrityError(f"the compiled tree of version {version!r} is unusable: {exc}") from exc
+            loader = functools.partial(self._load_estimator, version)
+        else:
+            estimator = self._load_estimator(version)
+            metadata = self.store.read_metadata(version)
+            tree = CompiledTree.from_estimator(estimator)
+            loader = _already_loaded(estimator)
         missing = [key for key in REQUIRED_METADATA if key not in metadata]
         if missing:
             raise ModelIntegrityError(f"metadata of version {version!r} lacks {', '.join(missing)}")
+        model = LoadedModel(version, metadata, tree, loader)
+        if unpickle:
+            _ = model.estimator
         log.info("loaded model version %s from %s", version, self.model_dir)
         self._notify(LOADED, version)
-        return LoadedModel(version, metadata, estimator, CompiledTree(estimator))
+        return model
 
-    def _load_current(self, version: str) -> LoadedModel:
+    def _load_current(self, version: str, *, unpickle: bool = False) -> LoadedModel:
         """Load the version the pointer names; a pointer to a missing version is corruption."""
         try:
-            return self._load_version(version)
+            return self._load_version(version, unpickle=unpickle)
         except VersionNotFound as exc:
             # The pointer names a version that is gone: nothing to serve (503, or retrain).
             raise ModelIntegrityError(f"the current pointer names version {version!r}, which is missing") from exc
 
     def load(self) -> Modeler:
-        """Load the current saved version, checking its sha256 and scikit-learn version first.
+        """Load the current saved version and check it fully: sha256, scikit-learn version, and the
+        estimator unpickled (an ``InconsistentVersionWarning`` is an error).
 
-        Never trains: a corrupt or incompatible version raises whatever the policies say.
+        Never trains: a corrupt or incompatible version raises whatever the policies say. The lazy
+        path (first prediction, a server's warm-up) checks the hashes and the recorded version and
+        serves from the saved tree arrays; it unpickles only when ``estimator`` is used.
         """
         with self._state_lock:
             stamp = self.store.pointer_stamp()
             version = self.store.current_version()
             if version is None:
                 raise ModelNotReady(f"no saved model in {self.model_dir}: call fit() or run `python -m mldeploy train`")
-            self._use(self._load_current(version), stamp)
+            self._use(self._load_current(version, unpickle=True), stamp)
         return self
 
     def fit(self, /, **tree_params: object) -> Modeler:
@@ -380,7 +433,7 @@ class Modeler:
         metadata. Every process sharing the model directory follows within ``poll_interval``."""
         with self._state_lock, self._writer_lock():
             try:
-                model = self._load_version(version)
+                model = self._load_version(version, unpickle=True)  # the full check before switching
             except ModelNotReady as exc:
                 raise VersionUnusable(f"cannot activate version {version!r}: {exc}") from exc
             self.store.activate(version)
@@ -389,6 +442,12 @@ class Modeler:
         return copy.deepcopy(model.metadata)
 
     def _fit_locked(self, params: dict[str, object] | None = None) -> LoadedModel:
+        import joblib
+        import pandas as pd
+        import sklearn
+
+        from modeler.data import describe_source, load_training_data
+
         X, y = load_training_data(self.data, self.target)
         estimator, holdout, X_train = self._train(X, y, self.tree_params if params is None else params)
         now = datetime.now(UTC)
@@ -414,13 +473,13 @@ class Modeler:
                 "pandas": pd.__version__,
             },
         }
-        metadata = self.store.save(estimator, metadata)
+        tree = CompiledTree.from_estimator(estimator)
+        metadata = self.store.save(estimator, metadata, compiled=tree.to_json())
         self.store.activate(metadata["version"])
         log.info("trained and saved model version %s in %s", metadata["version"], self.model_dir)
         self._notify(TRAINED, metadata["version"])
-        model = self._use(
-            LoadedModel(metadata["version"], metadata, estimator, CompiledTree(estimator)), self.store.pointer_stamp()
-        )
+        loaded = LoadedModel(metadata["version"], metadata, tree, _already_loaded(estimator))
+        model = self._use(loaded, self.store.pointer_stamp())
         self._prune_locked()
         return model
 
@@ -441,6 +500,9 @@ class Modeler:
         self, X: pd.DataFrame, y: pd.Series, params: dict[str, object]
     ) -> tuple[DecisionTreeClassifier, dict, pd.DataFrame]:
         """Fit on a stratified split and score the held-out part; the saved model is this fit."""
+        from sklearn.model_selection import train_test_split
+        from sklearn.tree import DecisionTreeClassifier
+
         holdout: dict = {"fraction": HOLDOUT_FRACTION, "accuracy": None, "stratified": False}
         X_train, y_train = X, y
         if len(X) >= MIN_ROWS_FOR_HOLDOUT:
@@ -553,11 +615,9 @@ class Modeler:
         """
         model = self._current()
         rows, single = to_rows(x, model.features)
-        if single:
-            leaves = np.array([model.tree.leaf_of(rows[0])])
-        else:
-            leaves = model.tree.leaves(np.asarray(rows, dtype=np.float64))
-        return Inference(model.version, model.features, rows, single, leaves, model.tree, model.ranges)
+        tree = model.tree
+        leaves = [tree.leaf_of(rows[0])] if single else tree.leaves(np.asarray(rows, dtype=np.float64))
+        return Inference(model.version, model.features, rows, single, leaves, tree, model.ranges)
 
     def infer_many(self, x: object) -> Inference:
         """:meth:`infer` tuned for big batches (DataFrames, 2-D arrays, long lists of rows).
@@ -567,7 +627,7 @@ class Modeler:
         """
         model = self._current()
         rows, single = to_rows(x, model.features)
-        leaves = np.array([model.tree.leaf_of(rows[0])]) if single else model.leaves(np.asarray(rows, dtype=np.float64))
+        leaves = [model.tree.leaf_of(rows[0])] if single else model.leaves(np.asarray(rows, dtype=np.float64))
         return Inference(model.version, model.features, rows, single, leaves, model.tree, model.ranges)
 
     def predict(self, x: object) -> str | list[str]:
@@ -575,7 +635,7 @@ class Modeler:
         labels for many rows (a list of rows, a 2-D array or a DataFrame), in input order."""
         result = self.infer_many(x)
         if result.single:
-            return result.labels[0]
+            return result.tree.leaf_labels[result.leaves[0]]
         return result.label_array().tolist()
 
     def explain(self, x: object) -> Explanation | list[Explanation]:
@@ -592,6 +652,7 @@ class Modeler:
         result = self.infer_many(x)
         if result.single:
             return result.probability_dicts()[0]
-        if isinstance(x, pd.DataFrame):
+        pd = sys.modules.get("pandas")  # a DataFrame implies pandas is loaded
+        if pd is not None and isinstance(x, pd.DataFrame):
             return pd.DataFrame(result.probabilities, columns=list(result.classes), index=x.index)
         return result.probability_dicts()

@@ -5,10 +5,14 @@ Layout under the model directory::
     CURRENT                      the current version id (replaced atomically)
     .train.lock                  file lock held by whoever writes (train, activate, clean-up)
     versions/<id>/model.joblib   the fitted estimator
-    versions/<id>/metadata.json  what DESIGN.md lists, including the artifact's sha256
+    versions/<id>/tree.json      the same tree as plain arrays (modeler.compiled_tree), for serving
+    versions/<id>/metadata.json  what DESIGN.md lists, including both files' sha256
 
-A version directory is built under a temporary name and renamed into place only when both files
+A version directory is built under a temporary name and renamed into place only when all files
 are complete and flushed, so a listed version is always whole.
+
+joblib and scikit-learn are imported only to save or unpickle an estimator: a server that answers
+from ``tree.json`` never loads them (a faster start, a smaller process).
 """
 
 from __future__ import annotations
@@ -19,14 +23,13 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import warnings
+from importlib.metadata import version as installed_version
 from pathlib import Path
 
 import filelock
-import joblib
-import sklearn
-from sklearn.exceptions import InconsistentVersionWarning
 
 from modeler.atomic import TEMP_PREFIX, atomic_write_text, fsync_dir, fsync_file
 from modeler.errors import (
@@ -41,12 +44,23 @@ LOCK_FILE = ".train.lock"
 VERSIONS_DIR = "versions"
 ARTIFACT_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
+COMPILED_FILE = "tree.json"
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
+
+
+def sklearn_version() -> str:
+    """The running scikit-learn version, without importing scikit-learn when it is not loaded."""
+    module = sys.modules.get("sklearn")
+    return module.__version__ if module is not None else installed_version("scikit-learn")
+
+
+def _file_entry(name: str, data: bytes) -> dict:
+    return {"file": name, "sha256": sha256_bytes(data), "bytes": len(data)}
 
 
 class ModelStore:
@@ -117,8 +131,13 @@ class ModelStore:
         except ValueError as exc:
             raise ModelIntegrityError(f"metadata of version {version!r} is not valid JSON") from exc
 
-    def save(self, estimator: object, metadata: dict) -> dict:
-        """Write a new version and return its metadata (with the artifact's hash). Hold :meth:`lock`."""
+    def save(self, estimator: object, metadata: dict, compiled: bytes | None = None) -> dict:
+        """Write a new version and return its metadata (with the files' hashes). Hold :meth:`lock`.
+
+        ``compiled`` is the tree as plain arrays (``CompiledTree.to_json``), saved beside the pickle.
+        """
+        import joblib
+
         version = metadata["version"]
         final = self.version_dir(version)
         self.versions_dir.mkdir(parents=True, exist_ok=True)
@@ -128,10 +147,11 @@ class ModelStore:
             joblib.dump(estimator, artifact)
             fsync_file(artifact)
             data = artifact.read_bytes()
-            metadata = {
-                **metadata,
-                "artifact": {"file": ARTIFACT_FILE, "sha256": sha256_bytes(data), "bytes": len(data)},
-            }
+            metadata = {**metadata, "artifact": _file_entry(ARTIFACT_FILE, data)}
+            if compiled is not None:
+                (tmp / COMPILED_FILE).write_bytes(compiled)
+                fsync_file(tmp / COMPILED_FILE)
+                metadata["compiled"] = _file_entry(COMPILED_FILE, compiled)
             meta_path = tmp / METADATA_FILE
             meta_path.write_text(json.dumps(metadata, indent=2, sort_keys=True), encoding="utf-8")
             fsync_file(meta_path)
@@ -158,27 +178,39 @@ class ModelStore:
         fsync_dir(self.versions_dir)
         shutil.rmtree(doomed, ignore_errors=True)
 
-    def load(self, version: str) -> tuple[object, dict]:
-        """Load one version after checking its sha256 and scikit-learn version."""
-        metadata = self.read_metadata(version)
-        path = self.version_dir(version) / metadata.get("artifact", {}).get("file", ARTIFACT_FILE)
+    def _read_verified(self, version: str, entry: dict, what: str) -> bytes:
+        path = self.version_dir(version) / entry.get("file", "")
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise ModelIntegrityError(f"cannot read the artifact of version {version!r}: {exc}") from exc
-        expected = metadata.get("artifact", {}).get("sha256")
+            raise ModelIntegrityError(f"cannot read the {what} of version {version!r}: {exc}") from exc
+        expected = entry.get("sha256")
         actual = sha256_bytes(data)
         if actual != expected:
             raise ModelIntegrityError(
-                f"artifact of version {version!r} has sha256 {actual[:12]}…, "
+                f"{what} of version {version!r} has sha256 {actual[:12]}…, "
                 f"but its metadata says {str(expected)[:12]}…: refusing to load it"
             )
+        return data
+
+    def _verified_artifact(self, version: str) -> tuple[bytes, dict]:
+        """The artifact's bytes and the metadata, once the sha256 and scikit-learn version match."""
+        metadata = self.read_metadata(version)
+        data = self._read_verified(version, {"file": ARTIFACT_FILE, **metadata.get("artifact", {})}, "artifact")
         saved_with = metadata.get("environment", {}).get("sklearn")
-        if saved_with != sklearn.__version__:
+        running = sklearn_version()
+        if saved_with != running:
             raise IncompatibleModelError(
-                f"version {version!r} was saved with scikit-learn {saved_with}, "
-                f"this process runs {sklearn.__version__}: retrain it"
+                f"version {version!r} was saved with scikit-learn {saved_with}, this process runs {running}: retrain it"
             )
+        return data, metadata
+
+    def load(self, version: str) -> tuple[object, dict]:
+        """Load one version after checking its sha256 and scikit-learn version."""
+        import joblib
+        from sklearn.exceptions import InconsistentVersionWarning
+
+        data, metadata = self._verified_artifact(version)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", InconsistentVersionWarning)
@@ -189,6 +221,16 @@ class ModelStore:
         except Exception as exc:  # an unpicklable file is corrupt, whatever the exception
             raise ModelIntegrityError(f"cannot unpickle version {version!r}: {exc}") from exc
         return estimator, metadata
+
+    def load_compiled(self, version: str) -> tuple[bytes, dict] | None:
+        """The saved ``tree.json`` and the metadata, verified as :meth:`load` verifies the artifact
+        (whose hash is checked too, so a damaged version fails the same way); None for a version
+        saved without one. Unpickles nothing and imports neither joblib nor scikit-learn."""
+        _, metadata = self._verified_artifact(version)
+        entry = metadata.get("compiled")
+        if not entry:
+            return None
+        return self._read_verified(version, entry, "compiled tree"), metadata
 
     # -- writers' lock and clean-up ----------------------------------------------------------
 

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from inspect import signature
 
-from sklearn.tree import DecisionTreeClassifier
-
 from modeler.errors import BOOLEAN, FieldError, InvalidInput
 
-# random_state belongs to the Modeler: it also fixes the holdout split.
-TREE_PARAMS = frozenset(signature(DecisionTreeClassifier).parameters) - {"random_state"}
 INVALID_PARAMS = "Invalid training parameters"
+
+
+@functools.cache
+def tree_param_names() -> frozenset[str]:
+    """DecisionTreeClassifier's parameters a caller may set (imports scikit-learn on first use,
+    so that serving a saved model never does)."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    # random_state belongs to the Modeler: it also fixes the holdout split.
+    return frozenset(signature(DecisionTreeClassifier).parameters) - {"random_state"}
 
 
 def unknown_param_problem() -> str:
     """The problem text for a parameter DecisionTreeClassifier does not have."""
-    return f"unknown tree parameter; valid: {', '.join(sorted(TREE_PARAMS))}"
+    return f"unknown tree parameter; valid: {', '.join(sorted(tree_param_names()))}"
 
 
 def check_tree_params(params: Mapping[str, object]) -> dict[str, object]:
@@ -25,9 +32,11 @@ def check_tree_params(params: Mapping[str, object]) -> dict[str, object]:
     Values are checked one by one against scikit-learn's own constraints, so each error names
     its parameter and says what is allowed.
     """
+    from sklearn.tree import DecisionTreeClassifier
+
     errors: list[FieldError] = []
     for name, value in params.items():
-        if name not in TREE_PARAMS:
+        if name not in tree_param_names():
             errors.append(FieldError(None, str(name), unknown_param_problem()))
         elif isinstance(value, bool):
             # sklearn takes True for an int (max_depth=True is depth 1); no tree parameter is a flag.

@@ -1,17 +1,25 @@
-"""Turn user input (dicts, number lists, lists of rows, arrays, DataFrames) into float rows.
+"""Turn user input (dicts, number lists, lists of rows, columns, arrays, DataFrames) into float rows.
 
 Every problem is collected as a :class:`FieldError` naming the row, the field and the problem,
 and raised together as one :class:`InvalidInput`, so a caller fixes all of them in one go.
+
+Batches of plain numbers take a vectorised path (one type check over all values, one numpy
+conversion, one range check); anything unusual falls back to the row-by-row path, which finds
+and names every problem. pandas is imported only when a DataFrame is given.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import chain
 from numbers import Real
+from operator import itemgetter
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from modeler.errors import (
     BOOLEAN,
@@ -24,15 +32,33 @@ from modeler.errors import (
     InvalidInput,
 )
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 # Values beyond float32's range would overflow sklearn's float32 cast, which rejects them.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 TOO_LARGE = "too large (beyond float32 range)"
 NOT_A_ROW = "not an object or a list of numbers"
 EMPTY = "empty batch: no rows"
+DUPLICATE = "duplicate column"
 # Enough to fix a request; a huge bad batch must not produce a huge error body.
 MAX_ERRORS = 100
 
 Rows = list[list[float]] | np.ndarray
+# The only value types the vectorised path accepts (bool is a subclass of int: excluded by type()).
+PLAIN_NUMBERS = frozenset({float, int})
+
+
+@dataclass(frozen=True)
+class Columns:
+    """A batch given column-wise: ``data`` holds rows of values in the order of ``names``.
+
+    The ``{"columns": [...], "data": [[...], ...]}`` form: field names are sent once rather than
+    in every row, and the columns may come in any order.
+    """
+
+    names: Sequence[str]
+    data: Sequence[Sequence[object]]
 
 
 def value_problem(value: object) -> str | None:
@@ -67,14 +93,24 @@ def _fast_floats(values: Sequence[object]) -> list[float] | None:
     return out
 
 
+def _dict_floats(row: Mapping, features: Sequence[str]) -> list[float] | None:
+    """One dict of exactly ``features``, all plain finite numbers in range, in one pass; else None."""
+    if len(row) != len(features):
+        return None
+    out = []
+    for name in features:
+        v = row.get(name)  # a missing name gives None, which is not a number: the slow path says why
+        t = type(v)
+        if (t is not float and t is not int) or not -FLOAT32_MAX <= v <= FLOAT32_MAX:
+            return None
+        out.append(float(v))
+    return out
+
+
 def _mapping_row(row: Mapping, features: Sequence[str], index: int, errors: list[FieldError]) -> list[float]:
-    if len(row) == len(features):
-        try:
-            fast = _fast_floats([row[f] for f in features])
-        except KeyError:
-            fast = None
-        if fast is not None:
-            return fast
+    fast = _dict_floats(row, features)
+    if fast is not None:
+        return fast
     values = []
     for name in features:
         if name not in row:
@@ -112,6 +148,112 @@ def _sequence_row(row: Sequence, features: Sequence[str], index: int, errors: li
     return values
 
 
+def _in_float32_range(X: np.ndarray) -> np.ndarray | None:
+    """``X`` when every value is finite and within float32's range, else None."""
+    with np.errstate(invalid="ignore"):
+        return X if (np.abs(X) <= FLOAT32_MAX).all() else None  # False for NaN too
+
+
+def _plain_array(rows: Sequence[Sequence[object]], width: int) -> np.ndarray | None:
+    """``rows`` (each of ``width`` values) as a float64 array when every value is a plain
+    int/float, finite and in float32 range; else None (the row-by-row path names the problem)."""
+    if not set(map(type, chain.from_iterable(rows))) <= PLAIN_NUMBERS:
+        return None
+    try:
+        X = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width)
+    except (OverflowError, ValueError):  # a huge int
+        return None
+    return _in_float32_range(X.reshape(len(rows), width))
+
+
+def _records_array(items: list, features: Sequence[str]) -> np.ndarray | None:
+    """A list of dicts holding exactly ``features``, as a float64 array; else None.
+
+    Column by column: one C-level pass per feature pulls its values out of every dict, which
+    beats building a tuple per row.
+    """
+    if set(map(type, items)) != {dict} or set(map(len, items)) != {len(features)}:
+        return None
+    X = np.empty((len(items), len(features)), dtype=np.float64)
+    for j, name in enumerate(features):
+        try:
+            column = list(map(itemgetter(name), items))
+        except KeyError:  # same length but another key: an unknown field stands in for a missing one
+            return None
+        if not set(map(type, column)) <= PLAIN_NUMBERS:
+            return None
+        try:
+            X[:, j] = np.fromiter(column, dtype=np.float64, count=len(column))
+        except OverflowError:  # a huge int
+            return None
+    return _in_float32_range(X)
+
+
+def _lists_array(items: list, width: int) -> np.ndarray | None:
+    """A list of number lists of ``width`` values each, as a float64 array; else None."""
+    if set(map(type, items)) != {list} or set(map(len, items)) != {width}:
+        return None
+    return _plain_array(items, width)
+
+
+def _array_rows(X: np.ndarray, features: Sequence[str]) -> np.ndarray:
+    """A 2-D numeric array checked value by value, vectorised: booleans, NaN, ±inf and values
+    beyond float32's range are reported with their row and field."""
+    if X.shape[1] != len(features):
+        raise InvalidInput([FieldError(None, None, f"expected {len(features)} columns, got {X.shape[1]}")])
+    if len(X) == 0:
+        raise InvalidInput([FieldError(None, None, EMPTY)])
+    if X.dtype == np.bool_:
+        _raise_if([FieldError(i, f, BOOLEAN) for i in range(min(len(X), MAX_ERRORS + 1)) for f in features])
+    if X.dtype.kind not in "iuf":  # object or string arrays: check each cell
+        errors: list[FieldError] = []
+        rows = [_sequence_row(row, features, i, errors) for i, row in enumerate(X.tolist())]
+        _raise_if(errors)
+        return np.array(rows, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(X) <= FLOAT32_MAX)
+    if bad.any():
+        _raise_if(
+            [
+                FieldError(int(i), features[j], NOT_FINITE if not np.isfinite(X[i, j]) else TOO_LARGE)
+                for i, j in np.argwhere(bad)[: MAX_ERRORS + 1].tolist()
+            ]
+        )
+    return X
+
+
+def _columns_rows(x: Columns, features: Sequence[str]) -> np.ndarray:
+    """The columnar form as a float64 array in model feature order."""
+    names = [str(n) for n in x.names]
+    errors: list[FieldError] = []
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            errors.append(FieldError(None, name, DUPLICATE))
+        seen.add(name)
+    errors.extend(FieldError(None, f, MISSING) for f in features if f not in seen)
+    known = set(features)
+    errors.extend(FieldError(None, n, UNKNOWN) for n in names if n not in known)
+    _raise_if(errors)
+    if not x.data:
+        raise InvalidInput([FieldError(None, None, EMPTY)])
+    X = _lists_array(x.data, len(names)) if isinstance(x.data, list) else None
+    if X is None:
+        rows = []
+        for index, row in enumerate(x.data):
+            if _is_number_sequence(row):
+                rows.append(_sequence_row(list(row), names, index, errors))
+            else:
+                errors.append(FieldError(index, None, NOT_A_ROW))
+            if len(errors) > MAX_ERRORS:
+                break
+        _raise_if(errors)
+        X = np.array(rows, dtype=np.float64)
+    order = [names.index(f) for f in features]
+    return X if order == list(range(len(features))) else X[:, order]
+
+
 def _is_number_sequence(x: object) -> bool:
     return isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.ndim == 1)
 
@@ -125,6 +267,8 @@ def _raise_if(errors: list[FieldError]) -> None:
 
 
 def _frame_rows(frame: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
+    import pandas as pd  # only ever called with a DataFrame, so pandas is loaded already
+
     errors: list[FieldError] = []
     columns = [str(c) for c in frame.columns]
     errors.extend(FieldError(None, f, MISSING) for f in features if f not in columns)
@@ -163,20 +307,25 @@ def to_rows(x: object, features: Sequence[str]) -> tuple[Rows, bool]:
     """Validate ``x`` against ``features``; return ``(rows, single)``.
 
     ``single`` is True for the one-row forms (a dict, or a flat list/tuple/1-D array of numbers in
-    feature order); the batch forms (a list of dicts or of number lists, a 2-D array, a DataFrame)
-    give False even with one row, so callers get a list back for a list in.
+    feature order); the batch forms (a list of dicts or of number lists, :class:`Columns`, a 2-D
+    array, a DataFrame) give False even with one row, so callers get a list back for a list in.
     """
+    if type(x) is dict:  # the most common call first, before any slower isinstance check
+        row = _dict_floats(x, features)
+        if row is not None:
+            return [row], True
     errors: list[FieldError] = []
-    if isinstance(x, pd.DataFrame):
+    pd = sys.modules.get("pandas")  # a DataFrame implies pandas is loaded; never import it here
+    if pd is not None and isinstance(x, pd.DataFrame):
         return _frame_rows(x, features), False
+    if isinstance(x, Columns):
+        return _columns_rows(x, features), False
     if isinstance(x, Mapping):
         row = _mapping_row(x, features, 0, errors)
         _raise_if(errors)
         return [row], True
     if isinstance(x, np.ndarray) and x.ndim == 2:
-        if x.shape[1] != len(features):
-            raise InvalidInput([FieldError(None, None, f"expected {len(features)} columns, got {x.shape[1]}")])
-        return _frame_rows(pd.DataFrame(x, columns=list(features)), features), False
+        return _array_rows(x, features), False
     if _is_number_sequence(x):
         items = list(x)
         if not items:
@@ -185,6 +334,9 @@ def to_rows(x: object, features: Sequence[str]) -> tuple[Rows, bool]:
             row = _sequence_row(items, features, 0, errors)
             _raise_if(errors)
             return [row], True
+        fast = _records_array(items, features) if type(items[0]) is dict else _lists_array(items, len(features))
+        if fast is not None:
+            return fast, False
         rows = []
         for index, item in enumerate(items):
             if isinstance(item, Mapping):

@@ -83,7 +83,7 @@ def assert_same_as_sklearn(
     estimator: DecisionTreeClassifier, X: np.ndarray, leaves_of: Callable[[CompiledTree, np.ndarray], np.ndarray]
 ) -> None:
     """Labels and probabilities of the leaves ``leaves_of`` finds equal sklearn's, exactly."""
-    tree = CompiledTree(estimator)
+    tree = CompiledTree.from_estimator(estimator)
     frame = pd.DataFrame(X, columns=estimator.feature_names_in_) if hasattr(estimator, "feature_names_in_") else X
     expected_labels = estimator.predict(frame).astype(str)
     expected_proba = estimator.predict_proba(frame)

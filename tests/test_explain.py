@@ -78,7 +78,7 @@ def test_leaf_counts_are_the_training_rows_that_reach_each_leaf() -> None:
     frame = iris_frame()
     X, y = frame[list(IRIS_FEATURES)], frame["species"]
     estimator = DecisionTreeClassifier(random_state=0, max_depth=3).fit(X, y)
-    tree = CompiledTree(estimator)
+    tree = CompiledTree.from_estimator(estimator)
     reached = estimator.apply(X)
     for leaf in np.unique(reached):
         row = X[reached == leaf].iloc[0].tolist()
