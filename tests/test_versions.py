@@ -154,8 +154,10 @@ def test_a_failing_model_is_not_reread_on_every_call(model_dir: Path, monkeypatc
     truncate_artifact(model_dir, Modeler(model_dir).fit().version)
     modeler = Modeler(model_dir, on_corrupt="fail", poll_interval=60)
     reads = []
-    real_load = ModelStore.load
-    monkeypatch.setattr(ModelStore, "load", lambda self, v: reads.append(v) or real_load(self, v))
+    # Serving reads a version through load_compiled (tree arrays), load() unpickles: count both.
+    for name in ("load", "load_compiled"):
+        real = getattr(ModelStore, name)
+        monkeypatch.setattr(ModelStore, name, lambda self, v, real=real: reads.append(v) or real(self, v))
     for _ in range(5):
         with pytest.raises(ModelIntegrityError, match="sha256"):
             modeler.predict(SEED_ROW)
