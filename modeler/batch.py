@@ -184,7 +184,7 @@ def load_pinned(model_dir: str, version: str, sha256: str) -> LoadedModel:
                     f"version {version!r} in {model_dir} has sha256 {str(actual)[:12]}…, "
                     f"expected {sha256[:12]}…: this worker has another model file"
                 )
-            model = LoadedModel(version, metadata, estimator, CompiledTree(estimator))
+            model = LoadedModel(version, metadata, CompiledTree.from_estimator(estimator), lambda: estimator)
             _pinned[key] = model
         return model
 
