@@ -13,7 +13,6 @@ from modeler.errors import (
     VersionNotFound,
     VersionUnusable,
 )
-from modeler.modeler import Modeler
 
 __all__ = [
     "DataError",
@@ -29,3 +28,13 @@ __all__ = [
     "VersionNotFound",
     "VersionUnusable",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # `from modeler import Modeler` still works, but importing only the errors (as the command
+    # line and the HTTP client do) does not pull in numpy.
+    if name == "Modeler":
+        from modeler.modeler import Modeler
+
+        return Modeler
+    raise AttributeError(f"module 'modeler' has no attribute {name!r}")

@@ -167,3 +167,14 @@ def test_real_module_reads_rows_from_stdin(model_dir: Path) -> None:
     )
     assert bad.returncode == cli.EXIT_INVALID_INPUT and bad.stdout == ""
     assert bad.stderr.startswith("error: Invalid input")
+
+
+def test_the_command_line_starts_without_the_data_stack() -> None:
+    # `serve` execs gunicorn right after parsing; importing pandas/numpy/sklearn first would
+    # only add to every cold start (the per-command modules import them when they run).
+    heavy = ("pandas", "numpy", "sklearn", "flask")
+    script = f"import sys, mldeploy.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "[]"

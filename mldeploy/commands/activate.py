@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from mldeploy.commands.context import configured_modeler
 from mldeploy.commands.output import print_json
-from mldeploy.config import make_modeler, settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Activate, print the version's summary."""
-    modeler = make_modeler(settings())
+    modeler = configured_modeler()
     metadata = modeler.activate(args.version)
     print_json(next((v for v in modeler.versions(summary=True) if v["version"] == metadata["version"]), metadata))
     return 0

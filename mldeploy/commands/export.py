@@ -6,8 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mldeploy.config import make_modeler, settings
-from modeler.onnx_export import write_onnx
+from mldeploy.commands.context import configured_modeler
 
 FORMATS = ("onnx",)
 
@@ -27,7 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the version, convert it, write the file atomically."""
-    model = make_modeler(settings()).saved_version(args.version)
+    model = configured_modeler().saved_version(args.version)
+    from modeler.onnx_export import write_onnx  # imports the model stack: only when exporting
+
     size = write_onnx(model, args.output)
     print(f"wrote version {model.version} as ONNX to {args.output} ({size} bytes)", file=sys.stderr)
     return 0

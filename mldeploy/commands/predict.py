@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
+from mldeploy.commands.context import configured_modeler
 from mldeploy.commands.output import print_json
-from mldeploy.config import make_modeler, settings
 from modeler.errors import FieldError, InvalidInput
 
 
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         rows = json.loads(text)
     except ValueError as exc:
         raise InvalidInput([FieldError(None, None, f"malformed JSON: {exc}")], "Malformed JSON") from exc
-    result = make_modeler(settings()).infer(rows)
+    result = configured_modeler().infer(rows)
     answers = [
         {"Class": label, "Probabilities": proba, "ModelVersion": result.version}
         for label, proba in zip(result.labels, result.probability_dicts(), strict=True)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mldeploy.config import make_modeler, settings
-from mldeploy.scoring.formats import FORMATS, default_errors, default_output, format_of, total_rows
-from mldeploy.scoring.local import ScoreJob, score_file
-from mldeploy.scoring.progress import progress_for
+from mldeploy.commands.context import configured_modeler
+from mldeploy.scoring.names import FORMATS, default_errors, default_output, format_of
+
+if TYPE_CHECKING:
+    from mldeploy.scoring.local import ScoreJob
 
 DEFAULT_CHUNK_ROWS = 100_000
 # `--dask` given without an address: start a LocalCluster.
@@ -69,6 +71,8 @@ def _fix_dask_argument(args: argparse.Namespace) -> None:
 
 def make_job(args: argparse.Namespace) -> ScoreJob:
     """The job the arguments describe (formats and default paths resolved)."""
+    from mldeploy.scoring.local import ScoreJob  # pandas: only once a file is really scored
+
     input_format = format_of(args.input)
     if input_format is None:
         raise ValueError(f"cannot tell the format of {args.input}: name it .csv, .jsonl/.ndjson or .parquet/.pq")
@@ -99,8 +103,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return cli.EXIT_USAGE
-    modeler = make_modeler(settings())
+    modeler = configured_modeler()
     model = modeler.ensure_ready()  # one version for the whole run, even if CURRENT moves meanwhile
+    from mldeploy.scoring.formats import total_rows
+    from mldeploy.scoring.local import score_file
+    from mldeploy.scoring.progress import progress_for
+
     progress = progress_for(sys.stderr, total_rows(job.input, job.input_format))
     if args.dask is None:
         summary = score_file(model, job, progress)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from mldeploy.commands.context import configured_modeler
 from mldeploy.commands.output import print_json
-from mldeploy.config import make_modeler, settings
 
 
 def param(text: str) -> tuple[str, object]:
@@ -36,6 +36,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train, print the new version's metadata."""
-    modeler = make_modeler(settings()).fit(**dict(args.param))
+    modeler = configured_modeler().fit(**dict(args.param))
     print_json(modeler.metadata)
     return 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mldeploy.commands.context import configured_modeler
 from mldeploy.commands.output import print_json
-from mldeploy.config import make_modeler, settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,5 +16,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print a summary of each saved version."""
-    print_json(make_modeler(settings()).versions(summary=True))
+    print_json(configured_modeler().versions(summary=True))
     return 0

@@ -15,30 +15,8 @@ from typing import IO
 import pandas as pd
 
 from mldeploy.extras import PARQUET, require
+from mldeploy.scoring.names import CSV, JSONL, PARQUET_FORMAT, SUFFIX  # noqa: F401 - re-exported
 from modeler.atomic import TEMP_PREFIX
-
-CSV, PARQUET_FORMAT, JSONL = "csv", "parquet", "jsonl"
-FORMATS = (CSV, PARQUET_FORMAT, JSONL)
-EXTENSIONS = {".csv": CSV, ".parquet": PARQUET_FORMAT, ".pq": PARQUET_FORMAT, ".jsonl": JSONL, ".ndjson": JSONL}
-SUFFIX = {CSV: ".csv", PARQUET_FORMAT: ".parquet", JSONL: ".jsonl"}
-ERRORS_SUFFIX = ".errors.csv"
-
-
-def format_of(path: str | os.PathLike) -> str | None:
-    """The format a file name implies (``.csv``, ``.parquet``/``.pq``, ``.jsonl``/``.ndjson``)."""
-    return EXTENSIONS.get(Path(path).suffix.lower())
-
-
-def default_output(input_path: Path, fmt: str, partitioned: bool = False) -> Path:
-    """``data.csv`` -> ``data.scored.csv`` (or the folder ``data.scored`` for partitioned output)."""
-    stem = input_path.name[: -len(input_path.suffix)] if input_path.suffix else input_path.name
-    return input_path.with_name(stem + ".scored" + ("" if partitioned else SUFFIX[fmt]))
-
-
-def default_errors(output: Path) -> Path:
-    """``data.scored.csv`` -> ``data.scored.errors.csv``: the bad rows sit beside the output."""
-    stem = output.name[: -len(output.suffix)] if output.suffix.lower() in EXTENSIONS else output.name
-    return output.with_name(stem + ERRORS_SUFFIX)
 
 
 def csv_options(columns: Sequence[str], features: Sequence[str]) -> dict:
