@@ -35,6 +35,8 @@ _settings = settings()
 wsgi_app = "app:app"
 bind = os.environ.get("MLDEPLOY_BIND", f"{_settings['HOST']}:{_settings['PORT']}")
 workers = int(os.environ.get("WEB_CONCURRENCY", 2 * multiprocessing.cpu_count()))
+# The sync worker, which also answers connections already queued on the socket when SIGTERM comes.
+worker_class = "mldeploy.gunicorn_worker.DrainingSyncWorker"
 # Load (or train) the model once in the master; workers inherit it on fork. MLDEPLOY_PRELOAD=0
 # makes each worker import the app and make the model ready itself (the file lock then decides
 # which one trains when the model directory is empty).
