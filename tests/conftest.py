@@ -34,6 +34,14 @@ def trained(modeler: Modeler) -> Modeler:
     return modeler.fit()
 
 
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model directory with one trained version, shared by a test module."""
+    path = tmp_path_factory.mktemp("models")
+    Modeler(path).fit()
+    return path
+
+
 @pytest.fixture
 def app(model_dir: Path) -> Flask:
     """The service on the test's model directory, no background warm-up (tests decide when)."""

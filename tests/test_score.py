@@ -51,14 +51,6 @@ EXPECTED_ERRORS = [
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model directory with one trained version, shared by the module."""
-    path = tmp_path_factory.mktemp("models")
-    Modeler(path).fit()
-    return path
-
-
-@pytest.fixture(scope="module")
 def model(models: Path) -> LoadedModel:
     return Modeler(models).ensure_ready()
 

@@ -17,7 +17,6 @@ from mldeploy.cli import EXIT_INVALID_INPUT, main  # noqa: E402
 from mldeploy.scoring.cluster import ERROR_PARTS, LOCAL_WORKERS  # noqa: E402
 from modeler.batch import pinned_loads  # noqa: E402
 from modeler.data import IRIS_FEATURES  # noqa: E402
-from modeler.modeler import Modeler  # noqa: E402
 from tests.support import run_cli  # noqa: E402
 
 ROWS = 1_000_000
@@ -28,13 +27,6 @@ BAD = {
     600_000: ("petal_width", "inf"),
     999_999: ("sepal_length", "nan"),
 }
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("models")
-    Modeler(path).fit()
-    return path
 
 
 @pytest.fixture(scope="module")
