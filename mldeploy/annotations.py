@@ -6,8 +6,6 @@ Kept out of the resource so the plain /predict path stays one call: :func:`annot
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from flask import Request
 
 from mldeploy import metrics
@@ -38,24 +36,13 @@ def explain_requested(request: Request) -> bool:
     raise InvalidInput([FieldError(None, EXPLAIN, NOT_A_FLAG)], "Invalid query parameter")
 
 
-def record_out_of_range(fields: Iterable[str]) -> None:
-    """Count out-of-range values per feature in Prometheus (``mldeploy_out_of_range_total``)."""
-    metrics.count_out_of_range(fields)
-
-
-def annotate(
-    result: Inference,
-    predictions: list,
-    explain: bool,
-    warnings: dict[int, list[RangeWarning]] | None = None,
-) -> None:
-    """Add ``Warnings`` (only when some feature is out of range) and, if asked, ``Explanation``
-    to each prediction dict of ``result``, in place. Pass ``warnings`` when already computed
-    (``result.out_of_range()``); only the predictions they and ``explain`` touch must be dicts."""
-    if warnings is None:
-        warnings = result.out_of_range()
+def annotate(result: Inference, predictions: list, explain: bool, warnings: dict[int, list[RangeWarning]]) -> None:
+    """Add ``Warnings`` (only when some feature is out of range: ``result.out_of_range()``) and, if
+    asked, ``Explanation`` to each prediction dict of ``result``, in place; only the predictions
+    that ``warnings`` and ``explain`` touch must be dicts. Out-of-range values are counted in
+    Prometheus (``mldeploy_out_of_range_total``)."""
     if warnings:
-        record_out_of_range(w.field for found in warnings.values() for w in found)
+        metrics.count_out_of_range(w.field for found in warnings.values() for w in found)
         for row, found in warnings.items():
             predictions[row][WARNINGS] = [w.as_dict() for w in found]
     if explain:

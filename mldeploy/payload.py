@@ -115,7 +115,7 @@ def read_object(request: Request, allowed: Sequence[str], required: Sequence[str
     body = read_json(request)
     if not isinstance(body, dict):
         raise InvalidInput([FieldError(None, None, f"the body must be a JSON object, not {type(body).__name__}")])
-    errors = [FieldError(None, str(k), UNKNOWN) for k in body if k not in allowed]
+    errors = _unknown_keys(body, *allowed)
     errors += [FieldError(None, k, MISSING) for k in required if k not in body]
     if errors:
         raise InvalidInput(errors)

@@ -608,32 +608,27 @@ class Modeler:
 
     # -- predict -------------------------------------------------------------------------
 
-    def infer(self, x: object) -> Inference:
+    def infer(self, x: object, *, estimator_walk: bool = False) -> Inference:
         """Validate ``x`` and predict it; the result carries the version that computed it.
 
-        Raises :class:`~modeler.errors.InvalidInput` naming every bad field.
+        A batch walks the compiled tree with numpy, which needs no scikit-learn (so a server never
+        unpickles the estimator); ``estimator_walk=True`` walks it with scikit-learn's own compiled
+        ``tree_.apply`` instead, about 3x faster on a million rows, identical by construction (for
+        in-process batches). Raises :class:`~modeler.errors.InvalidInput` naming every bad field.
         """
         model = self._current()
         rows, single = to_rows(x, model.features)
-        tree = model.tree
-        leaves = [tree.leaf_of(rows[0])] if single else tree.leaves(np.asarray(rows, dtype=np.float64))
-        return Inference(model.version, model.features, rows, single, leaves, tree, model.ranges)
-
-    def infer_many(self, x: object) -> Inference:
-        """:meth:`infer` tuned for big batches (DataFrames, 2-D arrays, long lists of rows).
-
-        The same validation and identical results; the leaves of a batch come from
-        :meth:`LoadedModel.leaves` (scikit-learn's compiled walk) rather than the numpy walk.
-        """
-        model = self._current()
-        rows, single = to_rows(x, model.features)
-        leaves = [model.tree.leaf_of(rows[0])] if single else model.leaves(np.asarray(rows, dtype=np.float64))
+        if single:
+            leaves = [model.tree.leaf_of(rows[0])]
+        else:
+            X = np.asarray(rows, dtype=np.float64)
+            leaves = model.leaves(X) if estimator_walk else model.tree.leaves(X)
         return Inference(model.version, model.features, rows, single, leaves, model.tree, model.ranges)
 
     def predict(self, x: object) -> str | list[str]:
         """Class label for one row (a dict or a list of numbers in feature order), or a list of
         labels for many rows (a list of rows, a 2-D array or a DataFrame), in input order."""
-        result = self.infer_many(x)
+        result = self.infer(x, estimator_walk=True)
         if result.single:
             return result.tree.leaf_labels[result.leaves[0]]
         return result.label_array().tolist()
@@ -649,7 +644,7 @@ class Modeler:
     def predict_proba(self, x: object) -> dict[str, float] | list[dict[str, float]] | pd.DataFrame:
         """``{class: probability}`` for one row, a list of such dicts for many rows, or a DataFrame
         with one column per class (and the input's index) when given a DataFrame."""
-        result = self.infer_many(x)
+        result = self.infer(x, estimator_walk=True)
         if result.single:
             return result.probability_dicts()[0]
         pd = sys.modules.get("pandas")  # a DataFrame implies pandas is loaded
