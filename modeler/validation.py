@@ -240,18 +240,27 @@ def _columns_rows(x: Columns, features: Sequence[str]) -> np.ndarray:
         raise InvalidInput([FieldError(None, None, EMPTY)])
     X = _lists_array(x.data, len(names)) if isinstance(x.data, list) else None
     if X is None:
-        rows = []
-        for index, row in enumerate(x.data):
-            if _is_number_sequence(row):
-                rows.append(_sequence_row(list(row), names, index, errors))
-            else:
-                errors.append(FieldError(index, None, NOT_A_ROW))
-            if len(errors) > MAX_ERRORS:
-                break
-        _raise_if(errors)
-        X = np.array(rows, dtype=np.float64)
+        X = np.array(_rows_one_by_one(x.data, names, mappings=False), dtype=np.float64)
     order = [names.index(f) for f in features]
     return X if order == list(range(len(features))) else X[:, order]
+
+
+def _rows_one_by_one(items: Sequence, names: Sequence[str], *, mappings: bool = True) -> list[list[float]]:
+    """The slow path for a batch: each row checked on its own (dicts too when ``mappings``), every
+    problem collected with its row, up to MAX_ERRORS."""
+    errors: list[FieldError] = []
+    rows = []
+    for index, item in enumerate(items):
+        if mappings and isinstance(item, Mapping):
+            rows.append(_mapping_row(item, names, index, errors))
+        elif _is_number_sequence(item):
+            rows.append(_sequence_row(list(item), names, index, errors))
+        else:
+            errors.append(FieldError(index, None, NOT_A_ROW))
+        if len(errors) > MAX_ERRORS:
+            break
+    _raise_if(errors)
+    return rows
 
 
 def _is_number_sequence(x: object) -> bool:
@@ -337,18 +346,7 @@ def to_rows(x: object, features: Sequence[str]) -> tuple[Rows, bool]:
         fast = _records_array(items, features) if type(items[0]) is dict else _lists_array(items, len(features))
         if fast is not None:
             return fast, False
-        rows = []
-        for index, item in enumerate(items):
-            if isinstance(item, Mapping):
-                rows.append(_mapping_row(item, features, index, errors))
-            elif _is_number_sequence(item):
-                rows.append(_sequence_row(list(item), features, index, errors))
-            else:
-                errors.append(FieldError(index, None, NOT_A_ROW))
-            if len(errors) > MAX_ERRORS:
-                break
-        _raise_if(errors)
-        return rows, False
+        return _rows_one_by_one(items, features), False
     raise InvalidInput(
         [
             FieldError(
