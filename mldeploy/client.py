@@ -29,6 +29,9 @@ import numpy as np
 import pandas as pd
 import requests
 
+# The same (row, field, problem) the service raises; pure Python, no numpy or scikit-learn.
+from modeler.errors import FieldError
+
 __all__ = [
     "ApiError",
     "AuthenticationError",
@@ -52,22 +55,6 @@ USER_AGENT = "mldeploy-client/1"
 
 
 # -- errors ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FieldError:
-    """One problem the server found: ``row`` (0-based in what you sent, None for the whole body),
-    ``field`` (None when not about one field) and ``problem`` (e.g. ``"missing"``)."""
-
-    row: int | None
-    field: str | None
-    problem: str
-
-    def __str__(self) -> str:
-        where = [f"row {self.row}"] if self.row is not None else []
-        if self.field is not None:
-            where.append(repr(self.field))
-        return f"{' '.join(where) or 'input'}: {self.problem}"
 
 
 class ApiError(Exception):

@@ -5,14 +5,12 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from modeler.errors import MissingExtra  # the project's one error for a missing optional package
+
 # What each optional feature needs, and the file that installs it.
 PARQUET = ("pyarrow.parquet", "requirements-parquet.txt", "Parquet files")
 DASK = ("distributed", "requirements-dask.txt", "Scoring on Dask (--dask)")
 DASK_DATAFRAME = ("dask.dataframe", "requirements-dask.txt", "Scoring on Dask (--dask)")
-
-
-class MissingExtra(RuntimeError):
-    """An optional dependency is not installed; the message says how to install it."""
 
 
 def require(extra: tuple[str, str, str]) -> ModuleType:

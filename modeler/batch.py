@@ -17,10 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from modeler.compiled_tree import CompiledTree
 from modeler.errors import BOOLEAN, MISSING, NOT_A_NUMBER, NOT_FINITE, FieldError, InvalidInput, ModelIntegrityError
-from modeler.modeler import LoadedModel
-from modeler.store import ModelStore
+from modeler.modeler import LoadedModel, Modeler
 from modeler.validation import FLOAT32_MAX, TOO_LARGE
 
 CLASS_COLUMN = "Class"
@@ -42,11 +40,6 @@ class ScoredChunk:
     errors: pd.DataFrame
     rows: int
     failed_rows: int
-
-
-def output_columns(columns: Sequence[str], classes: Sequence[str]) -> list[str]:
-    """The columns of a scored table: the input's, then ``Class``, then one per class."""
-    return [*columns, CLASS_COLUMN, *classes]
 
 
 def check_columns(columns: Sequence[object], features: Sequence[str], classes: Sequence[str]) -> None:
@@ -154,7 +147,7 @@ def score_frame(model: LoadedModel, frame: pd.DataFrame, first_row: int = 0) -> 
     good_values = values[good]
     for j, name in enumerate(features):
         scored[name] = good_values[:, j]
-    tree: CompiledTree = model.tree
+    tree = model.tree
     leaves = model.leaves(good_values) if len(good_values) else np.zeros(0, dtype=np.intp)
     scored[CLASS_COLUMN] = pd.Series(np.asarray(tree.leaf_labels, dtype=object)[leaves], dtype=object)
     probabilities = tree.leaf_proba[leaves]
@@ -177,14 +170,14 @@ def load_pinned(model_dir: str, version: str, sha256: str) -> LoadedModel:
     with _pinned_lock:  # threads of one worker wait for the first load rather than repeat it
         model = _pinned.get(key)
         if model is None:
-            estimator, metadata = ModelStore(model_dir).load(version)  # checks file vs metadata
-            actual = metadata.get("artifact", {}).get("sha256")
+            model = Modeler(model_dir).saved_version(version)  # verified as the service loads it
+            actual = model.metadata["artifact"].get("sha256")
             if actual != sha256:
                 raise ModelIntegrityError(
                     f"version {version!r} in {model_dir} has sha256 {str(actual)[:12]}…, "
                     f"expected {sha256[:12]}…: this worker has another model file"
                 )
-            model = LoadedModel(version, metadata, CompiledTree.from_estimator(estimator), lambda: estimator)
+            _ = model.estimator  # unpickled (its file checked against that hash) once, under the lock
             _pinned[key] = model
         return model
 

@@ -14,7 +14,7 @@ import pytest
 distributed = pytest.importorskip("distributed")  # the optional extra; requirements-dev.txt has it
 
 from mldeploy.cli import EXIT_INVALID_INPUT, main  # noqa: E402
-from mldeploy.scoring.cluster import ERROR_PARTS, LOCAL_WORKERS  # noqa: E402
+from mldeploy.scoring.cluster import ERROR_PARTS, LOCAL_WORKERS, dask_client  # noqa: E402
 from modeler.batch import pinned_loads  # noqa: E402
 from modeler.data import IRIS_FEATURES  # noqa: E402
 from tests.support import run_cli  # noqa: E402
@@ -48,13 +48,9 @@ def million(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[distributed.Client]:
-    """A LocalCluster of two single-threaded worker processes on 127.0.0.1, closed cleanly."""
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-        ) as local,
-        distributed.Client(local) as client,
-    ):
+    """The LocalCluster `score --dask` starts by itself (two single-threaded worker processes on
+    127.0.0.1), here kept for the module and closed cleanly."""
+    with dask_client(None) as client:
         yield client
 
 

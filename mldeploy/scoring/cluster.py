@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from mldeploy.extras import DASK, DASK_DATAFRAME, require
-from mldeploy.scoring.formats import CSV, JSONL, SUFFIX, ChunkWriter, csv_header, csv_options
+from mldeploy.scoring.formats import CSV, PARQUET_FORMAT, SUFFIX, ChunkWriter, csv_header, csv_options
 from mldeploy.scoring.local import ScoreJob, finish_errors, same_columns
 from mldeploy.scoring.progress import Progress, Summary
 from modeler.batch import check_columns, load_pinned, score_frame
@@ -81,17 +81,16 @@ def blocksize_for(path: Path, chunk_rows: int) -> int:
 def read_partitioned(job: ScoreJob, features: Sequence[str]) -> object:
     """The input as a ``dask.dataframe``, partitioned in file order."""
     dd = require(DASK_DATAFRAME)
+    if job.input_format == PARQUET_FORMAT:
+        return dd.read_parquet(job.input)
+    blocksize = blocksize_for(job.input, job.chunk_rows)
     if job.input_format == CSV:
         options = csv_options(csv_header(job.input), features)
         # Features as text: the scorer parses them. Dask would otherwise fix their dtype from the
         # head of the file and fail a whole partition on one bad cell.
         options["dtype"].update({f: object for f in features})
-        return dd.read_csv(job.input, blocksize=blocksize_for(job.input, job.chunk_rows), **options)
-    if job.input_format == JSONL:
-        return dd.read_json(
-            job.input, lines=True, orient="records", blocksize=blocksize_for(job.input, job.chunk_rows), dtype=False
-        )
-    return dd.read_parquet(job.input)
+        return dd.read_csv(job.input, blocksize=blocksize, **options)
+    return dd.read_json(job.input, lines=True, orient="records", blocksize=blocksize, dtype=False)
 
 
 def score_partition(

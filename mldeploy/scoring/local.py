@@ -62,6 +62,7 @@ def same_columns(chunk: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """``chunk`` with the first chunk's columns. JSON lines may name other keys further down:
     a feature a row lacks is then missing in that row, and keys the first chunk did not have
     are left out (so every chunk of the output has the same columns)."""
-    if [str(c) for c in chunk.columns] == columns:
+    names = [str(c) for c in chunk.columns]
+    if names == columns:
         return chunk
-    return chunk.set_axis([str(c) for c in chunk.columns], axis=1).reindex(columns=columns)
+    return chunk.set_axis(names, axis=1).reindex(columns=columns)

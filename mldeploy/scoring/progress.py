@@ -69,11 +69,11 @@ class LineProgress:
             self._line(time.monotonic())
 
 
-def progress_for(stream: TextIO, total: int | None = None, interval: float = LINE_INTERVAL) -> Progress:
+def progress_for(stream: TextIO, total: int | None = None) -> Progress:
     """A bar when ``stream`` is a terminal, plain lines otherwise."""
     if stream.isatty():
         return BarProgress(stream, total)
-    return LineProgress(stream, total, interval)
+    return LineProgress(stream, total)
 
 
 @dataclass(frozen=True)
