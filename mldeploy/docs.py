@@ -7,7 +7,9 @@ reason.
 
 from __future__ import annotations
 
-from flask import Flask, current_app, jsonify
+import functools
+
+from flask import Flask, Response, jsonify
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from mldeploy.openapi import build_spec
@@ -28,13 +30,19 @@ SWAGGER_CONFIG = {
 def init_app(app: Flask, readiness: Readiness) -> None:
     """Serve the spec and the Swagger UI page (``/docs`` and its static files under ``/docs/``)."""
 
-    def openapi_json():
+    @functools.lru_cache(maxsize=1)
+    def spec_json(features: tuple[str, ...] | None, version: str | None) -> bytes:
+        # The document depends on the config, fixed once the app is built, and on the served
+        # model: built and serialised once per model version, not on every request.
+        return jsonify(build_spec(app.config, features, version)).get_data()
+
+    def openapi_json() -> Response:
         modeler = readiness.modeler
         # Never load or train for the docs: the schemas name the features and the version once
         # they are known.
-        if modeler.is_ready:
-            return jsonify(build_spec(current_app.config, modeler.features, modeler.version))
-        return jsonify(build_spec(current_app.config))
+        model = modeler.ensure_ready() if modeler.is_ready else None
+        body = spec_json(model.features, model.version) if model else spec_json(None, None)
+        return app.response_class(body, mimetype=app.json.mimetype)
 
     app.add_url_rule(SPEC_PATH, "openapi", openapi_json, methods=["GET"])
     blueprint = get_swaggerui_blueprint(DOCS_PATH, SPEC_PATH, config=SWAGGER_CONFIG, blueprint_name="docs")

@@ -25,7 +25,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from mldeploy import request_context
+from mldeploy import payload, request_context
 from modeler.errors import InvalidInput
 from modeler.modeler import Modeler
 
@@ -36,7 +36,7 @@ UNMATCHED = "(unmatched)"
 # Field labels are bounded the same way: the model's features, the body's own keys, or these.
 WHOLE_BODY = "(body)"
 OTHER_FIELD = "(other)"
-BODY_KEYS = frozenset({"features", "instances"})
+BODY_KEYS = frozenset({payload.FEATURES, payload.INSTANCES})
 
 REQUESTS = Counter(
     "mldeploy_http_requests_total", "HTTP requests answered, by endpoint and status.", ["method", "endpoint", "status"]

@@ -19,6 +19,7 @@ import numpy as np
 from flask import Request, Response
 from werkzeug.exceptions import UnsupportedMediaType
 
+from mldeploy import jsonio
 from modeler.errors import FieldError, InvalidInput, TooManyRows
 from modeler.modeler import Inference, LoadedModel
 
@@ -69,7 +70,7 @@ def read_request(request: Request) -> tuple[dict, bytes]:
             raise bad(f"{HEADER_LENGTH} must be the JSON header's size in bytes, at most {len(raw)}")
         header, binary = raw[: int(length)], raw[int(length) :]
     try:
-        body = json.loads(header)
+        body = jsonio.loads(header)
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad(f"malformed JSON: {exc}") from exc
     if not isinstance(body, dict):
@@ -225,7 +226,7 @@ def infer_response(name: str, result: Inference, outputs: dict[str, bool], reque
         PROBABILITIES: (
             "FP64",
             [n, len(result.classes)],
-            lambda: result.probabilities.ravel().tolist(),
+            lambda: result.probabilities.ravel(),  # orjson writes numpy arrays itself (jsonio)
             lambda: np.ascontiguousarray(result.probabilities, dtype="<f8").tobytes(),
         ),
     }
@@ -242,7 +243,7 @@ def infer_response(name: str, result: Inference, outputs: dict[str, bool], reque
         else:
             tensor["data"] = as_json()
         header["outputs"].append(tensor)
-    text = json.dumps(header).encode()
+    text = jsonio.dumps(header)
     if not chunks:
         return Response(text, mimetype="application/json")
     response = Response(b"".join([text, *chunks]), mimetype="application/octet-stream")

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mldeploy import auth
-from mldeploy.annotations import FALSE, TRUE
+from mldeploy.annotations import EXPLAIN, FALSE, TRUE
 from mldeploy.open_inference import is_v2
 from modeler.validation import FLOAT32_MAX
 
@@ -84,8 +84,8 @@ def flag_pattern(words: Iterable[str]) -> str:
     return rf"^\s*({'|'.join(sorted(w for w in spelled if w))})?\s*$"
 
 
-EXPLAIN = {
-    "name": "explain",
+EXPLAIN_PARAMETER = {
+    "name": EXPLAIN,
     "in": "query",
     "required": False,
     "description": "true (or 1, yes, on, or no value) adds each row's decision path as `Explanation`",
@@ -108,7 +108,7 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
             ok={"oneOf": [ref("Prediction"), ref("BatchPrediction")]},
             errors=(400, 415, 503),
             body=ref("PredictRequest"),
-            query=(EXPLAIN,),
+            query=(EXPLAIN_PARAMETER,),
             description="One row (named features, or `features` in feature order) answers one prediction; "
             "a batch (an array of rows, or `instances`) answers `Predictions` in input order. A row with a "
             "feature outside its training range also gets `Warnings`.",
@@ -459,6 +459,8 @@ REQUEST_ID = {
         "schema": {"type": "string"},
     }
 }
+# Headers an error answer carries beside X-Request-ID, by status.
+ERROR_HEADERS = {401: WWW_AUTHENTICATE, 429: RETRY_AFTER, 503: RETRY_AFTER}
 
 
 def error_response(status: int, schema: str = "Error", headers: Mapping[str, dict] | None = None) -> dict:
@@ -470,6 +472,15 @@ def error_response(status: int, schema: str = "Error", headers: Mapping[str, dic
     }
 
 
+def security_scheme(op: Operation, config: Mapping[str, object]) -> str | None:
+    """The bearer scheme ``op`` needs under ``config``; None when it needs no key."""
+    if op.access == "admin":
+        return ADMIN_SCHEME
+    if op.access == "api" and auth.api_keys(config):
+        return SECURITY_SCHEME
+    return None
+
+
 def responses_of(path: str, op: Operation, config: Mapping[str, object]) -> dict:
     """Every answer ``op`` can give under ``config``."""
     content = {op.ok_content: {"schema": op.ok}}
@@ -479,24 +490,19 @@ def responses_of(path: str, op: Operation, config: Mapping[str, object]) -> dict
     statuses = set(op.errors)
     if op.body is not None:
         statuses |= {400, 413, 415}
-    if op.access == "admin":
-        statuses |= {401, 403}
-    elif op.access == "api" and auth.api_keys(config):
+    scheme = security_scheme(op, config)
+    if scheme is not None:
         statuses.add(401)
+    if scheme == ADMIN_SCHEME:
+        statuses.add(403)  # no admin key set
     if config.get("RATE_LIMIT") and op.access != "open" and not auth.is_open(path):
         statuses.add(429)
+    # The Open Inference Protocol's routes answer errors as {"error": ...} (mldeploy.errors).
+    error_schema = "V2Error" if is_v2(path) else "Error"
     for status in sorted(statuses):
-        headers = {}
-        if status in (429, 503):
-            headers = RETRY_AFTER
-        elif status == 401:
-            headers = WWW_AUTHENTICATE
-        # The Open Inference Protocol's routes answer errors as {"error": ...} (mldeploy.errors).
-        responses[str(status)] = error_response(status, "V2Error" if is_v2(path) else "Error", headers)
-    # Readiness answers its own body when not ready.
-    for ready_path, schema in READINESS_503.items():
-        if path == ready_path and "503" in responses:
-            responses["503"]["content"][JSON]["schema"] = ref(schema)
+        # Readiness answers its own body when not ready.
+        schema = READINESS_503.get(path, error_schema) if status == 503 else error_schema
+        responses[str(status)] = error_response(status, schema, ERROR_HEADERS.get(status))
     return responses
 
 
@@ -525,12 +531,8 @@ def operation_object(
         doc["parameters"] = parameters
     if op.body is not None:
         doc["requestBody"] = {"required": op.body_required, "content": {JSON: {"schema": op.body}}}
-    if op.access == "admin":
-        doc["security"] = [{ADMIN_SCHEME: []}]
-    elif op.access == "api" and auth.api_keys(config):
-        doc["security"] = [{SECURITY_SCHEME: []}]
-    else:
-        doc["security"] = []
+    scheme = security_scheme(op, config)
+    doc["security"] = [{scheme: []}] if scheme else []
     return doc
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 
 from flask import Response, current_app, request
@@ -24,6 +25,7 @@ from modeler.modeler import LoadedModel, Modeler
 SERVER_NAME = "mldeploy"
 
 
+@functools.cache  # a look-up in the installed distributions' metadata: once per process
 def _server_version() -> str:
     try:
         return importlib.metadata.version(SERVER_NAME)
