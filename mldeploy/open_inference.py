@@ -20,7 +20,8 @@ from flask import Request, Response
 from werkzeug.exceptions import UnsupportedMediaType
 
 from mldeploy import jsonio
-from modeler.errors import FieldError, InvalidInput, TooManyRows
+from mldeploy.payload import check_row_limit
+from modeler.errors import FieldError, InvalidInput
 from modeler.modeler import Inference, LoadedModel
 
 PREFIX = "/v2"
@@ -180,11 +181,7 @@ def rows_from_request(body: dict, binary: bytes, features: Sequence[str], max_ro
     rows = _as_rows(tensors, features)
     if len(rows) == 0:
         raise bad("no rows: N is 0")
-    if len(rows) > max_rows:
-        raise TooManyRows(
-            [FieldError(None, None, f"{len(rows)} rows is over the limit of {max_rows} (MLDEPLOY_MAX_BATCH_ROWS)")],
-            "Batch too large",
-        )
+    check_row_limit(len(rows), max_rows)
     return rows
 
 

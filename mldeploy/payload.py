@@ -55,16 +55,21 @@ def _columns(body: dict, max_rows: int) -> Columns:
     return Columns(names, data)
 
 
+def check_row_limit(rows: int, max_rows: int) -> None:
+    """413 (TooManyRows) when a batch holds more than MLDEPLOY_MAX_BATCH_ROWS rows."""
+    if rows > max_rows:
+        raise TooManyRows(
+            [FieldError(None, None, f"{rows} rows is over the limit of {max_rows} (MLDEPLOY_MAX_BATCH_ROWS)")],
+            "Batch too large",
+        )
+
+
 def _check_batch(
     rows: list, max_rows: int, *, allowed: tuple[type, ...] = (dict,), problem: str = "not an object"
 ) -> None:
     if not rows:
         raise InvalidInput([FieldError(None, None, EMPTY)])
-    if len(rows) > max_rows:
-        raise TooManyRows(
-            [FieldError(None, None, f"{len(rows)} rows is over the limit of {max_rows} (MLDEPLOY_MAX_BATCH_ROWS)")],
-            "Batch too large",
-        )
+    check_row_limit(len(rows), max_rows)
     if set(map(type, rows)).issubset(allowed):  # JSON gives exact dicts and lists
         return
     raise InvalidInput([FieldError(i, None, problem) for i, row in enumerate(rows) if not isinstance(row, allowed)])

@@ -16,14 +16,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from mldeploy.request_context import REQUEST_ID_HEADER
 from tests.browser import chromium, requested_urls
 from tests.deploy_files import dockerfile_instructions, exec_form, manifests
-from tests.support import REPO, SEED_ROW, clean_env, copy_project, free_port, running
+from tests.support import REPO, SEED_ROW, clean_env, copy_project, free_port, metric_value, running
 
 API_KEY = "live-secret-key-0123"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -52,12 +51,7 @@ def log_lines(log: Path) -> list[dict]:
 
 def sample(base: str, name: str, **labels: str) -> float:
     """The value of one sample of /metrics (0 when absent)."""
-    text = requests.get(f"{base}/metrics", timeout=10).text
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return s.value
-    return 0.0
+    return metric_value(requests.get(f"{base}/metrics", timeout=10).text, name, **labels)
 
 
 def parent_of(pid: int) -> int:

@@ -8,21 +8,16 @@ import logging
 
 import pytest
 from flask.testing import FlaskClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from mldeploy.request_context import REQUEST_ID_HEADER
 from mldeploy.request_log import ACCESS_LOGGER, json_formatter
-from tests.support import SEED_ROW
+from tests.support import SEED_ROW, metric_value
 
 
 def sample(client: FlaskClient, name: str, **labels: str) -> float:
     res = client.get("/metrics")
     assert res.status_code == 200 and res.content_type.startswith("text/plain")
-    for family in text_string_to_metric_families(res.get_data(as_text=True)):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return s.value
-    return 0.0
+    return metric_value(res.get_data(as_text=True), name, **labels)
 
 
 def test_single_process_metrics_count_requests_classes_and_bad_fields(client: FlaskClient) -> None:
