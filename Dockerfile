@@ -18,9 +18,12 @@ RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin mlde
     && mkdir -p /models \
     && chown 10001 /models
 
-COPY app.py gunicorn.conf.py ./
+# The code, installed as a package (its dependencies came from requirements.txt above).
+COPY pyproject.toml README.md app.py ./
 COPY mldeploy/ mldeploy/
+COPY mldeploy_client/ mldeploy_client/
 COPY modeler/ modeler/
+RUN pip install --no-deps .
 
 ENV MLDEPLOY_HOST=0.0.0.0 \
     MLDEPLOY_PORT=8000 \
@@ -34,4 +37,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('MLDEPLOY_PORT', '8000'), timeout=3)"]
 
 # gunicorn is PID 1's direct program, so SIGTERM from `docker stop` or Kubernetes reaches its master.
-ENTRYPOINT ["gunicorn", "--config", "gunicorn.conf.py"]
+ENTRYPOINT ["gunicorn", "--config", "python:mldeploy.http.gunicorn_conf"]

@@ -13,12 +13,16 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Stamp files record which requirements are installed; editing a requirements file reinstalls.
-$(VENV)/.runtime: requirements.txt | $(BIN)/python
+# The project itself is installed editable (`pip install -e .`), so `mldeploy`, `modeler` and
+# `mldeploy_client` import from any folder (a notebook's kernel starts in notebooks/).
+$(VENV)/.runtime: requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt requirements-onnx.txt requirements-parquet.txt requirements-dask.txt | $(BIN)/python
+$(VENV)/.dev: requirements.txt pyproject.toml requirements-dev.txt requirements-onnx.txt requirements-parquet.txt requirements-dask.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@ $(VENV)/.runtime
 
 $(VENV)/.bench: requirements.txt requirements-bench.txt | $(BIN)/python

@@ -1,7 +1,7 @@
 """Entry point: ``python app.py [--host HOST] [--port PORT]`` serves the model API."""
 
-from mldeploy import create_app
-from mldeploy.server import main
+from mldeploy.http.app import create_app
+from mldeploy.http.dev_server import main
 
 app = create_app()
 

@@ -1,5 +1,5 @@
 """gunicorn settings for the bench's baseline and floor servers: the same worker model as
-mldeploy's gunicorn.conf.py (sync workers, no access log), without its model preloading."""
+mldeploy/http/gunicorn_conf.py (sync workers, no access log), without its model preloading."""
 
 import os
 

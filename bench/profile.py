@@ -18,7 +18,7 @@ from pyinstrument import Profiler
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import bodies  # bench/run.py also puts the repository on sys.path
 
-from mldeploy import create_app
+from mldeploy.http.app import create_app
 
 
 def main(kind: str = "single") -> None:

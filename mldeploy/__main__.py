@@ -2,6 +2,6 @@
 
 import sys
 
-from mldeploy.cli import main
+from mldeploy.cli.main import main
 
 sys.exit(main())

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from flask_restful import Api
 
-from mldeploy.readiness import Readiness
-from mldeploy.resources import (
+from mldeploy.api.resources import (
     Health,
     ModelActivate,
     ModelInfo,
@@ -15,7 +14,8 @@ from mldeploy.resources import (
     Predict,
     Ready,
 )
-from mldeploy.v2_resources import ModelInfer, ModelMetadata, ModelReady, ServerLive, ServerMetadata, ServerReady
+from mldeploy.api.v2.resources import ModelInfer, ModelMetadata, ModelReady, ServerLive, ServerMetadata, ServerReady
+from mldeploy.http.readiness import Readiness
 from modeler.modeler import Modeler
 
 

@@ -1,7 +1,7 @@
 """Domain errors raised by the modeler package.
 
 They carry no HTTP status codes: the service maps each class to a status in one place
-(``mldeploy.errors``), and scripts can catch them like any other exception.
+(``mldeploy.http.errors``), and scripts can catch them like any other exception.
 """
 
 from __future__ import annotations

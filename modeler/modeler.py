@@ -53,8 +53,18 @@ if TYPE_CHECKING:
 
     from modeler.data import DataSource
 
-# Anchored to the code, not the working directory: <repository>/models.
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models"
+
+def default_model_dir() -> Path:
+    """The repository's ``models/`` when running from a checkout (editable installs too), else
+    ``./models`` in the current folder: an installed package has no repository to write into."""
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file():
+        return checkout / "models"
+    return Path.cwd() / "models"
+
+
+# Where models go when no model_dir is given (MLDEPLOY_MODEL_DIR for the service).
+DEFAULT_MODEL_DIR = default_model_dir()
 HOLDOUT_FRACTION = 0.2
 # Below this many rows a holdout says nothing; the model then trains on everything.
 MIN_ROWS_FOR_HOLDOUT = 10
@@ -236,7 +246,7 @@ class Modeler:
                 f"unknown DecisionTreeClassifier parameter(s): {', '.join(unknown)}; "
                 f"valid: {', '.join(sorted(tree_param_names()))}"
             )
-        self.model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
+        self.model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
         self.data = data
         self.target = target
         self.random_state = random_state

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from mldeploy import create_app
+from mldeploy.http.app import create_app
 from modeler.modeler import Modeler
 from tests.support import copy_project, free_port, running
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
-GUNICORN_CONF = REPO / "gunicorn.conf.py"
+GUNICORN_CONF = "python:mldeploy.http.gunicorn_conf"
 # gunicorn access-log line: worker pid and the client's X-Request-Id, to tell which worker answered.
 ACCESS_FORMAT = "%(p)s %({x-request-id}i)s %(s)s"
 SEED_ROW = {"sepal_length": 5.0, "sepal_width": 3.2, "petal_length": 1.5, "petal_width": 0.3}
 # What a user's clone holds at run time: code only, models/ empty.
-CODE = ("app.py", "gunicorn.conf.py", "mldeploy", "modeler")
+CODE = ("app.py", "mldeploy", "mldeploy_client", "modeler")
 
 
 def free_port() -> int:
@@ -86,7 +86,7 @@ def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
 
 def gunicorn_args(port: int, workers: int = 4, access_log: Path | None = None) -> list[str]:
     """``python`` arguments for gunicorn with the repository's config on 127.0.0.1:``port``."""
-    args = ["-m", "gunicorn", "--config", str(GUNICORN_CONF), "--workers", str(workers), "--bind", f"127.0.0.1:{port}"]
+    args = ["-m", "gunicorn", "--config", GUNICORN_CONF, "--workers", str(workers), "--bind", f"127.0.0.1:{port}"]
     if access_log is not None:
         args += ["--access-logfile", str(access_log), "--access-logformat", ACCESS_FORMAT]
     return args

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from mldeploy import create_app
-from mldeploy.config import DEFAULTS
+from mldeploy.http.app import create_app
+from mldeploy.settings import DEFAULTS
 from modeler import errors
 from modeler.modeler import Modeler
 from modeler.store import ARTIFACT_FILE, VERSIONS_DIR
@@ -231,7 +231,7 @@ def test_injected_modeler_is_served(model_dir: Path) -> None:
 def test_admin_key_check(model_dir: Path) -> None:
     from flask_restful import Resource
 
-    from mldeploy.auth import admin_required
+    from mldeploy.http.auth import admin_required
 
     class Secret(Resource):
         @admin_required

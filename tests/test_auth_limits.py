@@ -8,9 +8,9 @@ import pytest
 from flask import Flask
 from flask_restful import Resource
 
-from mldeploy import API_EXTENSION, create_app
-from mldeploy.auth import admin_required
-from mldeploy.config import settings
+from mldeploy.http.app import API_EXTENSION, create_app
+from mldeploy.http.auth import admin_required
+from mldeploy.settings import settings
 from tests.support import SEED_ROW
 
 KEYS = "first-key, second-key"

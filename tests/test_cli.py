@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mldeploy import cli
-from mldeploy.commands import serve
+from mldeploy.cli import exit_codes, serve
+from mldeploy.cli import main as cli
 from tests.support import REPO, SEED_ROW, clean_env
 
 VERBS = [command.__name__.rsplit(".", 1)[-1] for command in cli.COMMANDS]
@@ -49,24 +49,24 @@ def test_the_issues_verbs_exist_and_the_readme_lists_every_verb() -> None:
 @pytest.mark.parametrize("verb", VERBS)
 def test_each_verb_has_help(capsys: pytest.CaptureFixture, verb: str) -> None:
     code, out, err = run(capsys, verb, "--help")
-    assert code == cli.EXIT_OK
+    assert code == exit_codes.EXIT_OK
     assert out.startswith(f"usage: python -m mldeploy {verb}")
     assert err == ""
 
 
 def test_top_level_help_lists_verbs_and_exit_codes(capsys: pytest.CaptureFixture) -> None:
     code, out, _ = run(capsys, "--help")
-    assert code == cli.EXIT_OK
+    assert code == exit_codes.EXIT_OK
     assert all(verb in out for verb in VERBS)
     epilog = " ".join(cli.build_parser().epilog.split())
     assert epilog in " ".join(out.split())
-    codes = {value for name, value in vars(cli).items() if name.startswith("EXIT_")}
+    codes = {value for name, value in vars(exit_codes).items() if name.startswith("EXIT_")}
     assert all(f"{code} " in epilog for code in codes)
 
 
 def test_readme_documents_every_exit_code() -> None:
     readme = (REPO / "README.md").read_text()
-    codes = {name: value for name, value in vars(cli).items() if name.startswith("EXIT_")}
+    codes = {name: value for name, value in vars(exit_codes).items() if name.startswith("EXIT_")}
     for name, value in codes.items():
         assert f"| {value} | `{name}` |" in readme, f"README lacks the row for exit code {value} ({name})"
 
@@ -74,34 +74,34 @@ def test_readme_documents_every_exit_code() -> None:
 @pytest.mark.parametrize("argv", [[], ["frobnicate"], ["serve", "--port", "http"]], ids=["none", "unknown", "bad-port"])
 def test_usage_errors_exit_2_on_stderr(capsys: pytest.CaptureFixture, argv: list[str]) -> None:
     code, out, err = run(capsys, *argv)
-    assert code == cli.EXIT_USAGE
+    assert code == exit_codes.EXIT_USAGE
     assert out == "" and "usage:" in err and "error:" in err
 
 
 def test_info_and_predict_without_a_model_exit_4(capsys: pytest.CaptureFixture, model_env, monkeypatch) -> None:
     code, out, err = run(capsys, "info")
-    assert (code, out) == (cli.EXIT_NOT_READY, "")
+    assert (code, out) == (exit_codes.EXIT_NOT_READY, "")
     assert err.startswith("error: model not ready: no saved model in")
     monkeypatch.setenv("MLDEPLOY_LAZY_TRAIN", "false")
     code, out, err = run(capsys, "predict", json.dumps(SEED_ROW))
-    assert (code, out) == (cli.EXIT_NOT_READY, "")
+    assert (code, out) == (exit_codes.EXIT_NOT_READY, "")
     assert "lazy training is off" in err
 
 
 def test_train_info_versions_predict(capsys: pytest.CaptureFixture, model_env) -> None:
     code, out, err = run(capsys, "train")
-    assert (code, err) == (cli.EXIT_OK, "")
+    assert (code, err) == (exit_codes.EXIT_OK, "")
     version = json.loads(out)["version"]
 
     code, out, _ = run(capsys, "info")
-    assert code == cli.EXIT_OK and json.loads(out)["version"] == version
+    assert code == exit_codes.EXIT_OK and json.loads(out)["version"] == version
 
     code, out, _ = run(capsys, "versions")
-    assert code == cli.EXIT_OK
+    assert code == exit_codes.EXIT_OK
     assert [(v["version"], v["current"]) for v in json.loads(out)] == [(version, True)]
 
     code, out, _ = run(capsys, "predict", json.dumps(SEED_ROW))
-    assert code == cli.EXIT_OK
+    assert code == exit_codes.EXIT_OK
     assert json.loads(out) == {
         "Class": "setosa",
         "Probabilities": {"setosa": 1.0, "versicolor": 0.0, "virginica": 0.0},
@@ -118,20 +118,20 @@ def test_train_info_versions_predict(capsys: pytest.CaptureFixture, model_env) -
 )
 def test_bad_input_exits_3_naming_the_problem(capsys: pytest.CaptureFixture, trained, model_env, rows, message) -> None:
     code, out, err = run(capsys, "predict", rows)
-    assert (code, out) == (cli.EXIT_INVALID_INPUT, "")
+    assert (code, out) == (exit_codes.EXIT_INVALID_INPUT, "")
     assert err.startswith("error: ") and message in err
 
 
 def test_unusable_training_data_exits_1(capsys: pytest.CaptureFixture, model_env, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("MLDEPLOY_DATA", str(tmp_path / "missing.csv"))
     code, out, err = run(capsys, "train")
-    assert (code, out) == (cli.EXIT_ERROR, "")
+    assert (code, out) == (exit_codes.EXIT_ERROR, "")
     assert err.startswith("error: training data file not found")
 
 
 def test_unknown_version_exits_5(capsys: pytest.CaptureFixture, trained, model_env) -> None:
     code, out, err = run(capsys, "activate", "19990101T000000Z-000000")
-    assert (code, out) == (cli.EXIT_NOT_FOUND, "")
+    assert (code, out) == (exit_codes.EXIT_NOT_FOUND, "")
     assert err.startswith("error: ") and "19990101T000000Z-000000" in err
 
 
@@ -139,7 +139,7 @@ def test_serve_runs_gunicorn_with_the_repository_config() -> None:
     args = cli.build_parser().parse_args(["serve", "--port", "8123", "--workers", "3"])
     argv = serve.gunicorn_argv(args)
     assert argv[:3] == [sys.executable, "-m", "gunicorn"]
-    assert argv[argv.index("--config") + 1] == str(REPO / "gunicorn.conf.py")
+    assert argv[argv.index("--config") + 1] == "python:mldeploy.http.gunicorn_conf"
     assert argv[argv.index("--bind") + 1] == "127.0.0.1:8123"
     assert argv[argv.index("--workers") + 1] == "3"
 
@@ -155,7 +155,7 @@ def test_real_module_reads_rows_from_stdin(model_dir: Path) -> None:
         cwd=REPO,
         timeout=120,
     )
-    assert done.returncode == cli.EXIT_OK, done.stderr
+    assert done.returncode == exit_codes.EXIT_OK, done.stderr
     assert json.loads(done.stdout)["Class"] == "setosa"
     bad = subprocess.run(
         [sys.executable, "-m", "mldeploy", "predict", "[1, 2]"],
@@ -165,7 +165,7 @@ def test_real_module_reads_rows_from_stdin(model_dir: Path) -> None:
         cwd=REPO,
         timeout=120,
     )
-    assert bad.returncode == cli.EXIT_INVALID_INPUT and bad.stdout == ""
+    assert bad.returncode == exit_codes.EXIT_INVALID_INPUT and bad.stdout == ""
     assert bad.stderr.startswith("error: Invalid input")
 
 
@@ -173,7 +173,7 @@ def test_the_command_line_starts_without_the_data_stack() -> None:
     # `serve` execs gunicorn right after parsing; importing pandas/numpy/sklearn first would
     # only add to every cold start (the per-command modules import them when they run).
     heavy = ("pandas", "numpy", "sklearn", "flask")
-    script = f"import sys, mldeploy.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    script = f"import sys, mldeploy.cli.main; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run(
         [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
     )

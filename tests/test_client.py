@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import requests
 
-from mldeploy.client import (
+from mldeploy_client.client import (
     ApiError,
     Client,
     ConnectionFailed,
@@ -37,6 +37,8 @@ from modeler.errors import MISSING, NOT_A_NUMBER, NOT_FINITE
 from modeler.modeler import Modeler
 from tests.support import REPO, SEED_ROW, clean_env, copy_project, free_port, running, stop, wait_until_up
 
+# The client logs its retries on its module's logger.
+CLIENT_LOGGER = "mldeploy_client.client"
 CLASSES = ["setosa", "versicolor", "virginica"]
 
 
@@ -47,7 +49,7 @@ def client(live) -> Iterator[Client]:
 
 
 def retries_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "mldeploy.client" and "retrying" in r.getMessage()]
+    return [r.getMessage() for r in caplog.records if r.name == CLIENT_LOGGER and "retrying" in r.getMessage()]
 
 
 def test_one_row_health_ready_and_model(client: Client) -> None:
@@ -77,7 +79,7 @@ def test_a_dataframe_in_gives_a_dataframe_out_in_chunks(client: Client, live) ->
 
 
 def test_bad_rows_raise_at_once_with_the_servers_field_errors(client: Client, caplog) -> None:
-    caplog.set_level(logging.WARNING, logger="mldeploy.client")
+    caplog.set_level(logging.WARNING, logger=CLIENT_LOGGER)
     flowers = iris_frame().drop(columns="species").head(20).copy()
     flowers.loc[12, "petal_width"] = np.nan
     with pytest.raises(InvalidRequest) as caught:
@@ -107,7 +109,7 @@ def test_the_client_needs_neither_flask_nor_sklearn(live) -> None:
         for name in ("flask", "flask_restful", "werkzeug", "sklearn", "joblib"):
             sys.modules[name] = None  # importing any of them now fails
         sys.path.insert(0, {str(REPO)!r})
-        from mldeploy.client import Client
+        from mldeploy_client.client import Client
         print(Client({live[0]!r}).predict({SEED_ROW!r})["Class"])
         """
     )
@@ -117,7 +119,7 @@ def test_the_client_needs_neither_flask_nor_sklearn(live) -> None:
 
 
 def test_a_call_during_a_server_restart_is_retried_until_it_answers(tmp_path: Path, caplog) -> None:
-    caplog.set_level(logging.WARNING, logger="mldeploy.client")
+    caplog.set_level(logging.WARNING, logger=CLIENT_LOGGER)
     project = copy_project(tmp_path)
     port = free_port()
     args = [sys.executable, "app.py", "--port", str(port)]
@@ -143,7 +145,7 @@ def test_a_call_during_a_server_restart_is_retried_until_it_answers(tmp_path: Pa
 
 
 def test_503_is_retried_after_the_servers_retry_after(tmp_path: Path, caplog) -> None:
-    caplog.set_level(logging.WARNING, logger="mldeploy.client")
+    caplog.set_level(logging.WARNING, logger=CLIENT_LOGGER)
     project = copy_project(tmp_path)
     port = free_port()
     models = tmp_path / "empty-models"

@@ -14,13 +14,15 @@ import pytest
 import yaml
 from flask import Flask
 
-from mldeploy import create_app, metrics
-from mldeploy.config import env_names
+from mldeploy.http import metrics
+from mldeploy.http.app import create_app
+from mldeploy.settings import env_names
 from tests.deploy_files import DOCKERFILE, KUBERNETES, dockerfile_instructions, exec_form, manifests
 from tests.support import REPO
 
 # The newest Kubernetes the validator knows, and an older one still in wide use.
 K8S_VERSIONS = [kubernetes_validate.utils.latest_version() + ".0", "1.30.0"]
+GUNICORN_CONF_FILE = REPO / "mldeploy" / "http" / "gunicorn_conf.py"
 PRE_STOP_SLEEP = 5
 
 
@@ -79,11 +81,11 @@ def test_probes_ask_real_endpoints_on_the_served_port(k8s, routes) -> None:
 
 def test_env_names_are_settings_the_service_reads(k8s) -> None:
     unknown = set(env_of(k8s)) - env_names()
-    assert not unknown, f"not read by mldeploy or gunicorn.conf.py: {unknown}"
+    assert not unknown, f"not read by mldeploy or its gunicorn settings: {unknown}"
 
 
 def test_every_variable_gunicorn_conf_reads_is_listed() -> None:
-    read = set(re.findall(r"os\.environ(?:\.get)?[\[(]\"(\w+)\"", (REPO / "gunicorn.conf.py").read_text()))
+    read = set(re.findall(r"os\.environ(?:\.get)?[\[(]\"(\w+)\"", GUNICORN_CONF_FILE.read_text()))
     assert read and read - {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"} <= env_names()
 
 
@@ -108,7 +110,7 @@ def test_grace_period_outlasts_prestop_and_gunicorns_graceful_timeout(k8s) -> No
     assert container_of(k8s)["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", str(PRE_STOP_SLEEP)]
     graceful = int(env_of(k8s)["MLDEPLOY_GRACEFUL_TIMEOUT"]["value"])
     assert pod["terminationGracePeriodSeconds"] > PRE_STOP_SLEEP + graceful
-    assert 'os.environ.get("MLDEPLOY_GRACEFUL_TIMEOUT"' in (REPO / "gunicorn.conf.py").read_text()
+    assert 'os.environ.get("MLDEPLOY_GRACEFUL_TIMEOUT"' in GUNICORN_CONF_FILE.read_text()
 
 
 def test_resources_and_non_root(k8s) -> None:
@@ -150,7 +152,7 @@ def test_dockerfile_slim_base_dependencies_layer_non_root_gunicorn(routes) -> No
     assert users and users[-1] not in ("root", "0")
     assert keywords.index("USER") < keywords.index("ENTRYPOINT")
     entrypoint = exec_form(dict(steps)["ENTRYPOINT"])
-    assert entrypoint[:3] == ["gunicorn", "--config", "gunicorn.conf.py"]
+    assert entrypoint[:3] == ["gunicorn", "--config", "python:mldeploy.http.gunicorn_conf"]
 
 
 def test_dockerfile_env_port_and_healthcheck(routes) -> None:

@@ -11,8 +11,8 @@ import pytest
 from flask.testing import FlaskClient
 from sklearn.tree import DecisionTreeClassifier
 
-from mldeploy import create_app
-from mldeploy.annotations import EXPLAIN, NOT_A_FLAG
+from mldeploy.api.annotations import EXPLAIN, NOT_A_FLAG
+from mldeploy.http.app import create_app
 from modeler.compiled_tree import CompiledTree
 from modeler.data import IRIS_FEATURES, iris_frame
 from modeler.explanation import explain_row, short_threshold

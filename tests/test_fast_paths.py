@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from flask.testing import FlaskClient
 
-from mldeploy import create_app, jsonio
+from mldeploy.http import jsonio
+from mldeploy.http.app import create_app
 from modeler import errors
 from modeler.errors import InvalidInput, ModelIntegrityError
 from modeler.modeler import Modeler
@@ -228,7 +229,7 @@ def test_serving_a_saved_version_imports_neither_sklearn_nor_pandas(trained: Mod
     script = textwrap.dedent(
         f"""
         import sys
-        from mldeploy import create_app
+        from mldeploy.http.app import create_app
         app = create_app({{"MODEL_DIR": {str(model_dir)!r}, "WARMUP": False}})
         client = app.test_client()
         assert client.post("/predict", json={SEED_ROW!r}).get_json()["Class"] == "setosa"

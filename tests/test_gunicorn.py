@@ -19,7 +19,7 @@ import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from mldeploy.request_context import REQUEST_ID_HEADER
+from mldeploy.http.request_context import REQUEST_ID_HEADER
 from tests.browser import chromium, requested_urls
 from tests.deploy_files import dockerfile_instructions, exec_form, manifests
 from tests.support import REPO, SEED_ROW, clean_env, copy_project, free_port, metric_value, running

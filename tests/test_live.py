@@ -69,6 +69,6 @@ def test_notebook_runs_against_the_live_server(live, monkeypatch) -> None:
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "setosa" in text and "model version" in text and "400" in text
-    # The mldeploy.client cells: its typed error carries the server's field errors.
+    # The mldeploy_client.client cells: its typed error carries the server's field errors.
     assert "400 -> row 0 'sepal_width': not a number" in text
     assert any("image/png" in o.get("data", {}) for o in outputs), "the bar chart was not drawn"

@@ -9,8 +9,8 @@ import logging
 import pytest
 from flask.testing import FlaskClient
 
-from mldeploy.request_context import REQUEST_ID_HEADER
-from mldeploy.request_log import ACCESS_LOGGER, json_formatter
+from mldeploy.http.request_context import REQUEST_ID_HEADER
+from mldeploy.http.request_log import ACCESS_LOGGER, json_formatter
 from tests.support import SEED_ROW, metric_value
 
 

@@ -11,7 +11,8 @@ import onnx
 import onnxruntime
 import pytest
 
-from mldeploy import cli
+from mldeploy.cli import exit_codes
+from mldeploy.cli import main as cli
 from modeler.data import IRIS_TARGET, iris_frame
 from modeler.modeler import Modeler
 from modeler.onnx_export import EXTRA, INPUT_NAME
@@ -55,7 +56,7 @@ def test_missing_extra_is_a_clear_message(model_dir: Path, monkeypatch, capsys) 
     monkeypatch.setenv("MLDEPLOY_MODEL_DIR", str(model_dir))
     monkeypatch.setitem(sys.modules, "skl2onnx", None)  # as if the extra were not installed
     out = model_dir.parent / "model.onnx"
-    assert cli.main(["export", version, "-o", str(out)]) == cli.EXIT_ERROR
+    assert cli.main(["export", version, "-o", str(out)]) == exit_codes.EXIT_ERROR
     err = capsys.readouterr().err
     assert f"pip install -r {EXTRA}" in err and "skl2onnx" in err
     assert not out.exists()
@@ -64,4 +65,4 @@ def test_missing_extra_is_a_clear_message(model_dir: Path, monkeypatch, capsys) 
 def test_export_of_an_unknown_version_is_not_found(model_dir: Path, monkeypatch) -> None:
     monkeypatch.setenv("MLDEPLOY_MODEL_DIR", str(model_dir))
     out = model_dir.parent / "model.onnx"
-    assert cli.main(["export", "20990101T000000Z-000000", "-o", str(out)]) == cli.EXIT_NOT_FOUND
+    assert cli.main(["export", "20990101T000000Z-000000", "-o", str(out)]) == exit_codes.EXIT_NOT_FOUND

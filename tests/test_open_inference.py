@@ -18,8 +18,8 @@ import tritonclient.http as httpclient
 from flask.testing import FlaskClient
 from tritonclient.utils import InferenceServerException
 
-from mldeploy import create_app
-from mldeploy.open_inference import HEADER_LENGTH
+from mldeploy.api.v2.protocol import HEADER_LENGTH
+from mldeploy.http.app import create_app
 from tests.support import copy_project, free_port, running, wait_ready
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]

@@ -16,8 +16,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 from schemathesis.config import SchemathesisConfig
 
-from mldeploy import EXTENSION, create_app
-from mldeploy.openapi import OPERATIONS
+from mldeploy.docs.openapi import OPERATIONS
+from mldeploy.http.app import EXTENSION, create_app
 from modeler.modeler import Modeler
 
 API_KEY = "test-api-key"

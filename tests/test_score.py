@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mldeploy.cli import EXIT_ERROR, EXIT_INVALID_INPUT, EXIT_OK, EXIT_USAGE, main
+from mldeploy.cli.exit_codes import EXIT_ERROR, EXIT_INVALID_INPUT, EXIT_OK, EXIT_USAGE
+from mldeploy.cli.main import main
 from mldeploy.scoring.formats import csv_options
 from modeler import errors
 from modeler.batch import CLASHES, ERROR_COLUMNS, load_pinned, score_frame

@@ -13,7 +13,8 @@ import pytest
 
 distributed = pytest.importorskip("distributed")  # the optional extra; requirements-dev.txt has it
 
-from mldeploy.cli import EXIT_INVALID_INPUT, main  # noqa: E402
+from mldeploy.cli.exit_codes import EXIT_INVALID_INPUT  # noqa: E402
+from mldeploy.cli.main import main  # noqa: E402
 from mldeploy.scoring.cluster import ERROR_PARTS, LOCAL_WORKERS, dask_client  # noqa: E402
 from modeler.batch import pinned_loads  # noqa: E402
 from modeler.data import IRIS_FEATURES  # noqa: E402

@@ -11,7 +11,9 @@ import filelock
 import pytest
 from flask.testing import FlaskClient
 
-from mldeploy import cli, create_app
+from mldeploy.cli import exit_codes
+from mldeploy.cli import main as cli
+from mldeploy.http.app import create_app
 from modeler import errors
 from modeler.errors import (
     IncompatibleModelError,
@@ -357,10 +359,10 @@ def test_cli_train_activate_versions(cli_dir: Path, capsys) -> None:
 
 
 def test_cli_errors_have_exit_codes(cli_dir: Path, capsys) -> None:
-    assert cli.main(["train", "--param", "max_depth=-2"]) == cli.EXIT_INVALID_INPUT
+    assert cli.main(["train", "--param", "max_depth=-2"]) == exit_codes.EXIT_INVALID_INPUT
     assert "max_depth" in capsys.readouterr().err
-    assert cli.main(["activate", "20990101T000000Z-000000"]) == cli.EXIT_NOT_FOUND
+    assert cli.main(["activate", "20990101T000000Z-000000"]) == exit_codes.EXIT_NOT_FOUND
     assert "20990101T000000Z-000000" in capsys.readouterr().err
     with pytest.raises(SystemExit) as usage:
         cli.main(["train", "--param", "max_depth"])
-    assert usage.value.code == cli.EXIT_USAGE
+    assert usage.value.code == exit_codes.EXIT_USAGE

@@ -1,0 +1,124 @@
+"""Open Inference Protocol (KServe V2) REST resources; the protocol itself is in
+:mod:`mldeploy.api.v2.protocol`, and their errors read ``{"error": "..."}`` (see ``mldeploy.http.errors``)."""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+
+from flask import Response, current_app, request
+from flask_restful import Resource
+
+from mldeploy.api.v2.protocol import (
+    EXTENSIONS,
+    infer_response,
+    model_metadata,
+    read_request,
+    requested_outputs,
+    rows_from_request,
+)
+from mldeploy.http import request_context
+from mldeploy.http.readiness import Readiness
+from modeler.errors import ModelNotReady, VersionNotFound
+from modeler.modeler import LoadedModel, Modeler
+
+SERVER_NAME = "mldeploy"
+
+
+@functools.cache  # a look-up in the installed distributions' metadata: once per process
+def _server_version() -> str:
+    try:
+        return importlib.metadata.version(SERVER_NAME)
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
+        return "0.1.0"
+
+
+def check_model_name(model_name: str) -> None:
+    """404 unless ``model_name`` is the served model's name (``MLDEPLOY_MODEL_NAME``)."""
+    served = current_app.config["MODEL_NAME"]
+    if model_name != served:
+        raise VersionNotFound(f"unknown model {model_name!r}: this server serves {served!r}")
+
+
+def check_version(model: LoadedModel, model_version: str | None) -> LoadedModel:
+    """``model``, if ``model_version`` is unset or names it; else 404."""
+    if model_version is not None and model_version != model.version:
+        raise VersionNotFound(f"no version {model_version!r} is served: the current one is {model.version}")
+    return model
+
+
+class ServerMetadata(Resource):
+    """``GET /v2``: the server's name, version and protocol extensions."""
+
+    def get(self) -> dict:
+        """Server metadata."""
+        return {"name": SERVER_NAME, "version": _server_version(), "extensions": list(EXTENSIONS)}
+
+
+class ServerLive(Resource):
+    """``GET /v2/health/live``: 200 while the process serves requests."""
+
+    def get(self) -> dict:
+        """Liveness."""
+        return {"live": True}
+
+
+class ServerReady(Resource):
+    """``GET /v2/health/ready``: 200 once the model is loaded, else 503."""
+
+    def __init__(self, readiness: Readiness) -> None:
+        self.readiness = readiness
+
+    def get(self) -> tuple[dict, int]:
+        """Readiness."""
+        ready, reason = self.readiness.check()
+        return ({"ready": True}, 200) if ready else ({"ready": False, "error": f"Model not ready: {reason}"}, 503)
+
+
+class ModelMetadata(Resource):
+    """``GET /v2/models/<name>[/versions/<version>]``: inputs and outputs with datatypes and shapes."""
+
+    def __init__(self, modeler: Modeler) -> None:
+        self.modeler = modeler
+
+    def get(self, model_name: str, model_version: str | None = None) -> dict:
+        """Model metadata from the served version."""
+        check_model_name(model_name)
+        return model_metadata(model_name, check_version(self.modeler.ensure_ready(), model_version))
+
+
+class ModelReady(Resource):
+    """``GET /v2/models/<name>[/versions/<version>]/ready``: 200 once that model is loaded."""
+
+    def __init__(self, modeler: Modeler, readiness: Readiness) -> None:
+        self.modeler = modeler
+        self.readiness = readiness
+
+    def get(self, model_name: str, model_version: str | None = None) -> tuple[dict, int]:
+        """Model readiness."""
+        check_model_name(model_name)
+        ready, reason = self.readiness.check()
+        if not ready:
+            raise ModelNotReady(reason or "the model is loading")
+        check_version(self.modeler.ensure_ready(), model_version)
+        return {"name": model_name, "ready": True}, 200
+
+
+class ModelInfer(Resource):
+    """``POST /v2/models/<name>[/versions/<version>]/infer``: tensors in, label and probabilities out."""
+
+    def __init__(self, modeler: Modeler) -> None:
+        self.modeler = modeler
+
+    def post(self, model_name: str, model_version: str | None = None) -> Response:
+        """Check the request, predict, wrap the response tensors."""
+        check_model_name(model_name)
+        check_version(self.modeler.ensure_ready(), model_version)
+        body, binary = read_request(request)
+        outputs = requested_outputs(body)
+        rows = rows_from_request(body, binary, self.modeler.features, current_app.config["MAX_BATCH_ROWS"])
+        result = self.modeler.infer(rows)
+        request_context.note_inference(result)
+        if model_version is not None and result.version != model_version:  # switched meanwhile
+            raise VersionNotFound(f"version {model_version!r} is no longer served: the current one is {result.version}")
+        return infer_response(model_name, result, outputs, body.get("id"))

@@ -1,0 +1,49 @@
+"""The command line: ``python -m mldeploy <command>`` (or ``mldeploy <command>``). Each command
+lives in ``mldeploy/cli/<name>.py`` with ``register(subparsers)``; this module only assembles them
+and turns domain errors into messages on stderr and documented exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mldeploy.cli import activate, export, info, predict, score, serve, train, versions
+from mldeploy.cli.exit_codes import EXIT_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_NOT_READY
+from mldeploy.extras import MissingExtra
+from modeler.errors import InvalidInput, ModelerError, ModelNotReady, VersionNotFound
+
+COMMANDS = (serve, train, info, versions, activate, export, predict, score)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with every command registered."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mldeploy",
+        description="Serve, train and query mldeploy models. Settings come from MLDEPLOY_* variables.",
+        epilog="exit codes: 0 ok, 1 error, 2 usage, 3 invalid input (or rows that failed to score), "
+        "4 model not ready, 5 version not found",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except InvalidInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    except ModelNotReady as exc:
+        print(f"error: model not ready: {exc}", file=sys.stderr)
+        return EXIT_NOT_READY
+    except VersionNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except (ModelerError, OSError, MissingExtra) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR

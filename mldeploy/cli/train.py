@@ -1,0 +1,41 @@
+"""``train``: fit a new version on the configured data and make it current."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from mldeploy.cli.context import configured_modeler
+from mldeploy.cli.output import print_json
+
+
+def param(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` with VALUE read as JSON when it parses (3, 0.5, null), else as a string."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, json.loads(raw)
+    except ValueError:
+        return name, raw
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train`` command."""
+    parser = subparsers.add_parser("train", help="train a new model version and make it current")
+    parser.add_argument(
+        "--param",
+        type=param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a DecisionTreeClassifier parameter for this version, e.g. --param max_depth=3 (repeatable)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, print the new version's metadata."""
+    modeler = configured_modeler().fit(**dict(args.param))
+    print_json(modeler.metadata)
+    return 0

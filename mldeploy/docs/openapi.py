@@ -1,0 +1,566 @@
+"""The OpenAPI 3.1 description of the service, served at ``/openapi.json``.
+
+:data:`OPERATIONS` is the table of documented routes: documenting a new route is one entry there,
+an :class:`Operation` naming its success answer and the error statuses it can give. Statuses that
+follow from the configuration are added by :func:`build_spec` itself: 401 on protected routes when
+``MLDEPLOY_API_KEYS`` is set, 401/403 on admin routes, 429 when ``MLDEPLOY_RATE_LIMIT`` is set,
+and 413 on routes that read a body. ``tests/test_openapi.py`` fails when a route registered in
+the app has no entry here, or an entry has no route.
+
+The row schemas come from the served model's metadata (its feature names), so a model trained on
+other columns is documented with its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from mldeploy.api.annotations import EXPLAIN, FALSE, TRUE
+from mldeploy.api.v2.protocol import is_v2
+from mldeploy.http import auth
+from modeler.validation import FLOAT32_MAX
+
+OPENAPI_VERSION = "3.1.0"
+TITLE = "mldeploy"
+API_VERSION = "1.0.0"
+SECURITY_SCHEME = "bearerAuth"
+ADMIN_SCHEME = "adminAuth"
+JSON = "application/json"
+BINARY = "application/octet-stream"
+READINESS_503 = {"/ready": "NotReady", "/v2/health/ready": "V2NotReady"}
+
+REASONS = {
+    400: "Invalid input: malformed JSON, or fields that are missing, unknown, not numbers, not finite",
+    401: "No valid bearer key (the answer carries WWW-Authenticate)",
+    403: "Admin endpoints are disabled: MLDEPLOY_ADMIN_KEY is not set",
+    404: "Not found",
+    409: "The model folder's state refuses it: read-only, or a corrupt or incompatible version",
+    413: "Body over MLDEPLOY_MAX_CONTENT_LENGTH bytes, or a batch over MLDEPLOY_MAX_BATCH_ROWS rows",
+    415: "The body is not JSON (send Content-Type: application/json)",
+    429: "Over MLDEPLOY_RATE_LIMIT; retry after Retry-After seconds",
+    503: "The model cannot be made ready; retry after Retry-After seconds",
+}
+
+
+def ref(name: str) -> dict:
+    """A reference to a schema in ``components.schemas``."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One documented method of one route.
+
+    ``ok`` is the schema of the 200 answer, of media type ``ok_content`` (``ok_binary`` adds an
+    ``application/octet-stream`` form); ``errors`` lists the statuses the route itself can give;
+    ``body`` is the JSON request body's schema; ``query`` the query parameters (path parameters
+    are read from the path). ``access`` is ``"open"`` (never needs a key), ``"api"`` (needs one of
+    ``MLDEPLOY_API_KEYS`` when set) or ``"admin"`` (needs ``MLDEPLOY_ADMIN_KEY``).
+    """
+
+    summary: str
+    ok: dict
+    errors: Sequence[int] = ()
+    body: dict | None = None
+    access: str = "api"
+    ok_content: str = JSON
+    description: str = ""
+    query: Sequence[dict] = field(default_factory=tuple)
+    ok_binary: bool = False
+    ok_status: int = 200
+    body_required: bool = True
+
+
+# ---- the routes ---------------------------------------------------------------------------------
+
+DOCS_PAGE = Operation("Swagger UI for this document", ok={"type": "string"}, ok_content="text/html", access="open")
+
+
+def flag_pattern(words: Iterable[str]) -> str:
+    """A regex for the words an on/off query flag accepts: any case, spaces around, or empty."""
+    spelled = ("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in w) for w in words)
+    return rf"^\s*({'|'.join(sorted(w for w in spelled if w))})?\s*$"
+
+
+EXPLAIN_PARAMETER = {
+    "name": EXPLAIN,
+    "in": "query",
+    "required": False,
+    "description": "true (or 1, yes, on, or no value) adds each row's decision path as `Explanation`",
+    "schema": {"type": "string", "pattern": flag_pattern(TRUE | FALSE)},
+}
+# Open Inference Protocol (KServe V2): each model route also exists under /versions/{model_version}.
+V2_MODEL = "/v2/models/{model_name}"
+V2_VERSION = "/versions/{model_version}"
+
+
+def v2_model_route(suffix: str, method: str, op: Operation) -> dict[str, dict[str, Operation]]:
+    """``op`` at ``/v2/models/{model_name}<suffix>`` and at its ``/versions/{model_version}`` form."""
+    return {V2_MODEL + suffix: {method: op}, V2_MODEL + V2_VERSION + suffix: {method: op}}
+
+
+OPERATIONS: dict[str, dict[str, Operation]] = {
+    "/predict": {
+        "post": Operation(
+            "Predict one row or a batch",
+            ok={"oneOf": [ref("Prediction"), ref("BatchPrediction")]},
+            errors=(400, 415, 503),
+            body=ref("PredictRequest"),
+            query=(EXPLAIN_PARAMETER,),
+            description="One row (named features, or `features` in feature order) answers one prediction; "
+            "a batch (an array of rows, or `instances`) answers `Predictions` in input order. A row with a "
+            "feature outside its training range also gets `Warnings`.",
+        )
+    },
+    "/": {"get": Operation("The playground page", ok={"type": "string"}, ok_content="text/html", access="open")},
+    "/model/versions": {"get": Operation("Saved versions, oldest first, the current one marked", ok=ref("Versions"))},
+    "/model/train": {
+        "post": Operation(
+            "Train a new version and make it current (admin)",
+            ok=ref("ModelMetadata"),
+            ok_status=201,
+            errors=(400, 409, 503),
+            body=ref("TrainRequest"),
+            body_required=False,
+            access="admin",
+            description='Optional body `{"params": {tree parameter: value}}` (DecisionTreeClassifier '
+            "parameters; unknown or invalid ones are a 400 naming each). 409 when the model folder is "
+            "read-only.",
+        )
+    },
+    "/model/activate": {
+        "post": Operation(
+            "Make a saved version current: a rollback (admin)",
+            ok=ref("ModelMetadata"),
+            errors=(400, 404, 409, 503),
+            body=ref("ActivateRequest"),
+            access="admin",
+            description="404 for an unknown version; 409 for a corrupt one, one saved by another "
+            "scikit-learn, or a read-only model folder.",
+        )
+    },
+    "/health": {"get": Operation("Liveness: the process answers", ok=ref("Health"), access="open")},
+    "/ready": {
+        "get": Operation(
+            "Readiness: the model is loaded",
+            ok=ref("Ready"),
+            errors=(503,),
+            access="open",
+            description="503 (with the reason and Retry-After) until the model is loaded or trained.",
+        )
+    },
+    "/model": {"get": Operation("Metadata of the model version being served", ok=ref("ModelMetadata"), errors=(503,))},
+    "/metrics": {"get": Operation("Prometheus metrics", ok={"type": "string"}, ok_content="text/plain", access="open")},
+    "/openapi.json": {"get": Operation("This document", ok={"type": "object"}, access="open")},
+    "/docs": {"get": DOCS_PAGE},
+    "/docs/": {"get": DOCS_PAGE},
+    "/docs/{path}": {
+        "get": Operation(
+            "Swagger UI's static files (bundled with flask-swagger-ui, served from this host)",
+            ok={},
+            ok_content="*/*",
+            errors=(404,),
+            access="open",
+        )
+    },
+    "/v2": {"get": Operation("Open Inference Protocol: server metadata", ok=ref("V2ServerMetadata"))},
+    "/v2/health/live": {"get": Operation("Open Inference Protocol: liveness", ok=ref("V2Live"), access="open")},
+    "/v2/health/ready": {
+        "get": Operation("Open Inference Protocol: readiness", ok=ref("V2Ready"), errors=(503,), access="open")
+    },
+    **v2_model_route("", "get", Operation("Model metadata", ok=ref("V2ModelMetadata"), errors=(404, 503))),
+    **v2_model_route("/ready", "get", Operation("Model readiness", ok=ref("V2ModelReady"), errors=(404, 503))),
+    **v2_model_route(
+        "/infer",
+        "post",
+        Operation(
+            "Inference with tensors",
+            ok=ref("V2InferenceResponse"),
+            ok_binary=True,
+            errors=(400, 404, 503),
+            body=ref("V2InferenceRequest"),
+            description="One FP32/FP64 tensor of shape [N, n_features] in feature order, or one tensor per "
+            "feature of shape [N]; outputs `label` (BYTES [N]) and `probabilities` (FP64 [N, n_classes]). "
+            "The binary tensor extension (`Inference-Header-Content-Length`, then raw little-endian bytes) "
+            "is accepted too, and answered as `application/octet-stream` when asked for.",
+        ),
+    ),
+}
+
+
+# ---- schemas ------------------------------------------------------------------------------------
+
+
+def number_schema() -> dict:
+    """A feature value: a finite number within float32's range (what the model can take)."""
+    return {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
+
+
+def data_schemas(features: Sequence[str] | None, max_rows: int) -> dict[str, dict]:
+    """Request and response schemas; rows are named after ``features`` when the model is known."""
+    if features:
+        row = {
+            "type": "object",
+            "properties": {name: number_schema() for name in features},
+            "required": list(features),
+            "additionalProperties": False,
+        }
+        values = {"type": "array", "items": number_schema(), "minItems": len(features), "maxItems": len(features)}
+    else:  # model not loaded yet: the shapes without the names
+        row = {"type": "object", "additionalProperties": number_schema(), "minProperties": 1}
+        values = {"type": "array", "items": number_schema(), "minItems": 1}
+    batch = {"type": "array", "minItems": 1, "maxItems": max_rows}
+    probabilities = {"type": "object", "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}}
+    warnings = {
+        "type": "array",
+        "description": "Features outside the range seen in training (the prediction still stands)",
+        "items": {
+            "type": "object",
+            "properties": {
+                "field": {"type": "string"},
+                "value": {"type": "number"},
+                "range": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+            },
+            "required": ["field", "value", "range"],
+        },
+    }
+    return {
+        "Row": row,
+        "FeatureValues": values,
+        "PredictRequest": {
+            "anyOf": [
+                ref("Row"),
+                {
+                    "type": "object",
+                    "properties": {"features": ref("FeatureValues")},
+                    "required": ["features"],
+                    "additionalProperties": False,
+                },
+                {**batch, "items": ref("Row")},
+                {
+                    "type": "object",
+                    "properties": {"instances": {**batch, "items": {"anyOf": [ref("Row"), ref("FeatureValues")]}}},
+                    "required": ["instances"],
+                    "additionalProperties": False,
+                },
+            ]
+        },
+        "Prediction": {
+            "type": "object",
+            "properties": {
+                "Class": {"type": "string"},
+                "Input": {"type": "object", "additionalProperties": {"type": "number"}},
+                "Probabilities": probabilities,
+                "ModelVersion": {"type": "string"},
+                "Warnings": warnings,
+                "Explanation": {"type": "object"},
+            },
+            "required": ["Class", "Input", "Probabilities", "ModelVersion"],
+        },
+        "BatchPrediction": {
+            "type": "object",
+            "properties": {
+                "Predictions": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "Class": {"type": "string"},
+                            "Probabilities": probabilities,
+                            "Warnings": warnings,
+                            "Explanation": {"type": "object"},
+                        },
+                        "required": ["Class", "Probabilities"],
+                    },
+                },
+                "ModelVersion": {"type": "string"},
+            },
+            "required": ["Predictions", "ModelVersion"],
+        },
+        "Health": {
+            "type": "object",
+            "properties": {"status": {"const": "ok"}},
+            "required": ["status"],
+        },
+        "Ready": {
+            "type": "object",
+            "properties": {"status": {"const": "ready"}, "ModelVersion": {"type": "string"}},
+            "required": ["status", "ModelVersion"],
+        },
+        "NotReady": {
+            "type": "object",
+            "properties": {"status": {"const": "not ready"}, "message": {"type": "string"}},
+            "required": ["status", "message"],
+        },
+        "ModelMetadata": {
+            "type": "object",
+            "properties": {
+                "version": {"type": "string"},
+                "trained_at": {"type": "string"},
+                "feature_names": {"type": "array", "items": {"type": "string"}},
+                "classes": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["version", "trained_at", "feature_names", "classes"],
+        },
+        "Versions": {
+            "type": "object",
+            "properties": {
+                "current": {"type": ["string", "null"]},
+                "versions": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"version": {"type": "string"}, "current": {"type": "boolean"}},
+                        "required": ["version", "current"],
+                    },
+                },
+            },
+            "required": ["current", "versions"],
+        },
+        "TrainRequest": {
+            "type": "object",
+            "properties": {"params": {"type": "object", "description": "DecisionTreeClassifier parameters"}},
+            "additionalProperties": False,
+        },
+        "ActivateRequest": {
+            "type": "object",
+            "properties": {"version": {"type": "string", "minLength": 1}},
+            "required": ["version"],
+            "additionalProperties": False,
+        },
+        "V2Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
+        "V2ServerMetadata": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "extensions": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["name", "version", "extensions"],
+        },
+        "V2Live": {"type": "object", "properties": {"live": {"const": True}}, "required": ["live"]},
+        "V2Ready": {"type": "object", "properties": {"ready": {"const": True}}, "required": ["ready"]},
+        "V2NotReady": {
+            "type": "object",
+            "properties": {"ready": {"const": False}, "error": {"type": "string"}},
+            "required": ["ready", "error"],
+        },
+        "V2ModelReady": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "ready": {"const": True}},
+            "required": ["name", "ready"],
+        },
+        "V2ModelMetadata": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "versions": {"type": "array", "items": {"type": "string"}},
+                "platform": {"type": "string"},
+                "inputs": {"type": "array", "items": ref("V2TensorMetadata")},
+                "outputs": {"type": "array", "items": ref("V2TensorMetadata")},
+            },
+            "required": ["name", "platform", "inputs", "outputs"],
+        },
+        "V2TensorMetadata": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "datatype": {"type": "string"},
+                "shape": {"type": "array", "items": {"type": "integer"}},
+            },
+            "required": ["name", "datatype", "shape"],
+        },
+        "V2InferenceRequest": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "inputs": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string"},
+                            "datatype": {"enum": ["FP32", "FP64"]},
+                            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+                            "data": {"type": "array"},
+                            "parameters": {"type": "object"},
+                        },
+                        "required": ["name", "datatype", "shape"],
+                    },
+                },
+                "outputs": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"name": {"enum": ["label", "probabilities"]}, "parameters": {"type": "object"}},
+                        "required": ["name"],
+                    },
+                },
+                "parameters": {"type": "object"},
+            },
+            "required": ["inputs"],
+        },
+        "V2InferenceResponse": {
+            "type": "object",
+            "properties": {
+                "model_name": {"type": "string"},
+                "model_version": {"type": "string"},
+                "id": {"type": "string"},
+                "outputs": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string"},
+                            "datatype": {"type": "string"},
+                            "shape": {"type": "array", "items": {"type": "integer"}},
+                            "data": {"type": "array"},
+                            "parameters": {"type": "object"},
+                        },
+                        "required": ["name", "datatype", "shape"],
+                    },
+                },
+            },
+            "required": ["model_name", "model_version", "outputs"],
+        },
+        "Error": {
+            "type": "object",
+            "properties": {
+                "message": {"type": "string"},
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "row": {"type": ["integer", "null"]},
+                            "field": {"type": ["string", "null"]},
+                            "problem": {"type": "string"},
+                        },
+                        "required": ["row", "field", "problem"],
+                    },
+                },
+            },
+            "required": ["message"],
+        },
+    }
+
+
+# ---- assembling ---------------------------------------------------------------------------------
+
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "string"}}}
+WWW_AUTHENTICATE = {"WWW-Authenticate": {"description": "The scheme to use: Bearer", "schema": {"type": "string"}}}
+REQUEST_ID = {
+    "X-Request-ID": {
+        "description": "The request's id: the client's X-Request-ID when it is 1-128 characters of "
+        "[A-Za-z0-9._:-], else a new one. The server's log line for the request carries it.",
+        "schema": {"type": "string"},
+    }
+}
+# Headers an error answer carries beside X-Request-ID, by status.
+ERROR_HEADERS = {401: WWW_AUTHENTICATE, 429: RETRY_AFTER, 503: RETRY_AFTER}
+
+
+def error_response(status: int, schema: str = "Error", headers: Mapping[str, dict] | None = None) -> dict:
+    """A JSON error answer."""
+    return {
+        "description": REASONS[status],
+        "content": {JSON: {"schema": ref(schema)}},
+        "headers": {**REQUEST_ID, **(headers or {})},
+    }
+
+
+def security_scheme(op: Operation, config: Mapping[str, object]) -> str | None:
+    """The bearer scheme ``op`` needs under ``config``; None when it needs no key."""
+    if op.access == "admin":
+        return ADMIN_SCHEME
+    if op.access == "api" and auth.api_keys(config):
+        return SECURITY_SCHEME
+    return None
+
+
+def responses_of(path: str, op: Operation, config: Mapping[str, object]) -> dict:
+    """Every answer ``op`` can give under ``config``."""
+    content = {op.ok_content: {"schema": op.ok}}
+    if op.ok_binary:
+        content[BINARY] = {"schema": {"type": "string", "format": "binary"}}
+    responses: dict[str, dict] = {str(op.ok_status): {"description": "OK", "content": content, "headers": REQUEST_ID}}
+    statuses = set(op.errors)
+    if op.body is not None:
+        statuses |= {400, 413, 415}
+    scheme = security_scheme(op, config)
+    if scheme is not None:
+        statuses.add(401)
+    if scheme == ADMIN_SCHEME:
+        statuses.add(403)  # no admin key set
+    if config.get("RATE_LIMIT") and op.access != "open" and not auth.is_open(path):
+        statuses.add(429)
+    # The Open Inference Protocol's routes answer errors as {"error": ...} (mldeploy.http.errors).
+    error_schema = "V2Error" if is_v2(path) else "Error"
+    for status in sorted(statuses):
+        # Readiness answers its own body when not ready.
+        schema = READINESS_503.get(path, error_schema) if status == 503 else error_schema
+        responses[str(status)] = error_response(status, schema, ERROR_HEADERS.get(status))
+    return responses
+
+
+def path_parameter(name: str, known: Mapping[str, Sequence[str]]) -> dict:
+    """A path parameter; its only accepted values when the server knows them (the model's name)."""
+    schema: dict = {"type": "string"}
+    if known.get(name):
+        schema["enum"] = list(known[name])
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def operation_object(
+    path: str, method: str, op: Operation, config: Mapping[str, object], known: Mapping[str, Sequence[str]]
+) -> dict:
+    """The OpenAPI operation object for one documented method."""
+    doc: dict = {
+        # Unique per path and method, even for /docs and /docs/.
+        "operationId": method + re.sub(r"[^A-Za-z0-9]", "_", path),
+        "summary": op.summary,
+        "responses": responses_of(path, op, config),
+    }
+    if op.description:
+        doc["description"] = op.description
+    parameters = [path_parameter(name, known) for name in re.findall(r"{(\w+)}", path)] + list(op.query)
+    if parameters:
+        doc["parameters"] = parameters
+    if op.body is not None:
+        doc["requestBody"] = {"required": op.body_required, "content": {JSON: {"schema": op.body}}}
+    scheme = security_scheme(op, config)
+    doc["security"] = [{scheme: []}] if scheme else []
+    return doc
+
+
+def build_spec(config: Mapping[str, object], features: Sequence[str] | None = None, version: str | None = None) -> dict:
+    """The OpenAPI 3.1 document for an app with ``config`` serving the model ``version`` with
+    ``features`` (both None while no model is loaded)."""
+    known = {"model_name": [str(config.get("MODEL_NAME", ""))], "model_version": [version] if version else []}
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": TITLE,
+            "version": API_VERSION,
+            "description": "Predictions from a scikit-learn DecisionTree over HTTP. Every error is JSON "
+            "with a `message`; bad input also lists each problem's row, field and problem.",
+        },
+        "paths": {
+            path: {method: operation_object(path, method, op, config, known) for method, op in methods.items()}
+            for path, methods in OPERATIONS.items()
+        },
+        "components": {
+            "schemas": data_schemas(features, int(config.get("MAX_BATCH_ROWS", 10_000))),
+            "securitySchemes": {
+                SECURITY_SCHEME: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "One of MLDEPLOY_API_KEYS (MLDEPLOY_ADMIN_KEY passes too)",
+                },
+                ADMIN_SCHEME: {"type": "http", "scheme": "bearer", "description": "MLDEPLOY_ADMIN_KEY"},
+            },
+        },
+    }

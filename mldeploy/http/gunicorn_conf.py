@@ -1,0 +1,83 @@
+"""gunicorn settings: ``python -m mldeploy serve``, or ``gunicorn -c python:mldeploy.http.gunicorn_conf``.
+
+gunicorn ignores unknown names here silently, so every name below is one it documents. This file
+runs in the master before the app is imported, which is why the environment is set up here.
+"""
+
+import gc
+import multiprocessing
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+# Fork-safety: forked workers can hang when the parent used OpenMP/BLAS thread pools, and one
+# tree prediction gains nothing from threads. This file is read before the app (and numpy) loads.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+# Metrics across workers: prometheus-client chooses its multiprocess store when it is imported,
+# so the folder is named before anything imports it (mldeploy below does), and emptied now so
+# that counts of an earlier run (and its dead workers' files) do not leak into this one.
+# Only prometheus-client's own *.db files are removed: the folder may be one the user named.
+_METRICS_DIR_OURS = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+_METRICS_DIR = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="mldeploy-metrics-"))
+_METRICS_DIR.mkdir(parents=True, exist_ok=True)
+for _stale in _METRICS_DIR.glob("*.db"):
+    _stale.unlink()
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_METRICS_DIR)
+
+from mldeploy.http.request_log import configure_logging  # noqa: E402
+from mldeploy.settings import settings  # noqa: E402 - needs the environment above
+
+_settings = settings()
+
+wsgi_app = "mldeploy.http.wsgi:app"
+bind = os.environ.get("MLDEPLOY_BIND", f"{_settings['HOST']}:{_settings['PORT']}")
+workers = int(os.environ.get("WEB_CONCURRENCY", 2 * multiprocessing.cpu_count()))
+# The sync worker, which also answers connections already queued on the socket when SIGTERM comes.
+worker_class = "mldeploy.http.gunicorn_worker.DrainingSyncWorker"
+# Load (or train) the model once in the master; workers inherit it on fork. MLDEPLOY_PRELOAD=0
+# makes each worker import the app and make the model ready itself (the file lock then decides
+# which one trains when the model directory is empty).
+preload_app = os.environ.get("MLDEPLOY_PRELOAD", "1").strip().lower() not in ("0", "false", "no", "off")
+# A request running longer than this has its (sync) worker killed and replaced.
+timeout = int(os.environ.get("MLDEPLOY_WORKER_TIMEOUT", 30))
+# On SIGTERM, workers finish in-flight requests for up to this long. Keep it below the
+# orchestrator's grace period (Kubernetes: terminationGracePeriodSeconds).
+graceful_timeout = int(os.environ.get("MLDEPLOY_GRACEFUL_TIMEOUT", 20))
+keepalive = 5
+# Since gunicorn 25.1 the master opens a per-user control socket that a second instance takes over.
+control_socket_disable = True
+# Every log line, gunicorn's too, as JSON on stderr (python-json-logger), set up here, before
+# the app is preloaded, so that loading the model logs JSON too. Not through logconfig_dict: that
+# would switch gunicorn's access log on (it formats every request even with no handler to write
+# it) and drop the file an --access-logfile option asks for.
+configure_logging(str(_settings["LOG_LEVEL"]))
+errorlog = None  # gunicorn's own text handler would double the JSON lines
+accesslog = None  # mldeploy logs one JSON line per request itself
+
+
+def when_ready(server):
+    """After the preloaded app is built and before any worker forks: make the model ready."""
+    if not server.cfg.preload_app:
+        return  # wsgi() here would load the app in the master after all
+    readiness = server.app.wsgi().extensions["mldeploy"]
+    if not readiness.warm_up():
+        server.log.warning("model not ready at start: %s", readiness.error)
+    # Everything built so far (modules, app, model) moves to a generation the collector never
+    # scans: workers' collections stay short and do not write to, and so unshare, the parent's pages.
+    gc.freeze()
+
+
+def child_exit(server, worker):
+    """A worker is gone: drop its live gauges so they stop counting in /metrics."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """The master stops: remove the metrics folder if this file made it."""
+    if _METRICS_DIR_OURS:
+        shutil.rmtree(_METRICS_DIR, ignore_errors=True)

@@ -1,0 +1,340 @@
+"""A Python client of the mldeploy HTTP API, for scripts and notebooks.
+
+It needs only ``requests`` and ``pandas``: no Flask, no scikit-learn. ::
+
+    from mldeploy_client import Client
+
+    with Client("http://localhost:5000") as client:
+        client.predict({"sepal_length": 5.0, "sepal_width": 3.2, "petal_length": 1.5, "petal_width": 0.3})
+        client.predict_many(frame)       # a DataFrame in, a DataFrame out (same index)
+
+One ``requests.Session`` keeps connections alive between calls. Connection failures and answers
+503 (model not ready) and 429 (rate limited) are retried with exponential backoff, honouring the
+server's ``Retry-After``; other errors are raised at once as typed exceptions
+(:class:`InvalidRequest` carries the server's field errors).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import requests
+
+from mldeploy.contract import CLASS, ERRORS, FIELD, MESSAGE, MODEL_VERSION, PREDICTIONS, PROBABILITIES, PROBLEM, ROW
+
+__all__ = [
+    "ApiError",
+    "AuthenticationError",
+    "Client",
+    "ConnectionFailed",
+    "FieldError",
+    "InvalidRequest",
+    "NotFound",
+    "RateLimited",
+    "ServerError",
+    "ServiceUnavailable",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_CHUNK_SIZE = 1000
+# Answers worth trying again: the model is not ready yet, or we are asked to slow down.
+RETRY_STATUSES = frozenset({429, 503})
+USER_AGENT = "mldeploy-client/1"
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+class FieldError(NamedTuple):
+    """One entry of a 400's ``errors`` list: the row (None for the whole input), field and problem."""
+
+    row: int | None
+    field: str | None
+    problem: str
+
+    def __str__(self) -> str:
+        where = [f"row {self.row}"] if self.row is not None else []
+        if self.field is not None:
+            where.append(repr(self.field))
+        return f"{' '.join(where) or 'input'}: {self.problem}"
+
+
+class ApiError(Exception):
+    """An error answer (or none at all) from the service. ``status`` is the HTTP status (None when
+    the server could not be reached), ``message`` the server's message, ``body`` its JSON body."""
+
+    def __init__(
+        self, message: str, status: int | None = None, body: object = None, errors: Sequence[FieldError] = ()
+    ) -> None:
+        self.message = message
+        self.status = status
+        self.body = body
+        self.errors: list[FieldError] = list(errors)
+        shown = "; ".join(str(e) for e in self.errors[:5])
+        more = f" (+{len(self.errors) - 5} more)" if len(self.errors) > 5 else ""
+        prefix = f"{status} " if status is not None else ""
+        super().__init__(f"{prefix}{message}" + (f": {shown}{more}" if shown else ""))
+
+
+class InvalidRequest(ApiError):
+    """400/413/415/422: the request itself is wrong; ``errors`` names each bad row and field."""
+
+
+class AuthenticationError(ApiError):
+    """401/403: a missing or wrong API key."""
+
+
+class NotFound(ApiError):
+    """404: no such path (or model version)."""
+
+
+class RateLimited(ApiError):
+    """429, still after every retry."""
+
+
+class ServiceUnavailable(ApiError):
+    """503 (the model cannot be made ready), still after every retry."""
+
+
+class ServerError(ApiError):
+    """Another 5xx: a fault on the server's side."""
+
+
+class ConnectionFailed(ApiError):
+    """The server could not be reached (or did not answer in time), after every retry."""
+
+
+ERRORS_BY_STATUS: dict[int, type[ApiError]] = {
+    400: InvalidRequest,
+    401: AuthenticationError,
+    403: AuthenticationError,
+    404: NotFound,
+    413: InvalidRequest,
+    415: InvalidRequest,
+    422: InvalidRequest,
+    429: RateLimited,
+    503: ServiceUnavailable,
+}
+
+
+def error_from(response: requests.Response) -> ApiError:
+    """The typed exception for an error answer, with the server's message and field errors."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {MESSAGE: response.text[:500] or response.reason}
+    message = str(body.get(MESSAGE, response.reason)) if isinstance(body, dict) else str(body)
+    errors = []
+    if isinstance(body, dict) and isinstance(body.get(ERRORS), list):
+        errors = [
+            FieldError(e.get(ROW), e.get(FIELD), str(e.get(PROBLEM))) for e in body[ERRORS] if isinstance(e, dict)
+        ]
+    status = response.status_code
+    kind = ERRORS_BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
+    return kind(message, status, body, errors)
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """Seconds the server asked us to wait (``Retry-After`` in seconds or as an HTTP date)."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+# -- the client ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Client:
+    """A client of one mldeploy server at ``url`` (e.g. ``http://localhost:5000``).
+
+    ``api_key`` is sent as ``Authorization: Bearer <key>``. ``timeout`` (seconds, or a
+    ``(connect, read)`` pair) bounds each attempt. Up to ``retries`` further attempts follow a
+    connection failure, a 503 or a 429, after ``Retry-After`` when the server sends one, else
+    after a backoff of ``backoff * 2**attempt`` seconds (with jitter, at most ``max_backoff``).
+    A ``Retry-After`` over ``max_retry_after`` is not waited for: the error is raised.
+    """
+
+    url: str
+    api_key: str | None = None
+    timeout: float | tuple[float, float] = DEFAULT_TIMEOUT
+    retries: int = 6
+    backoff: float = 0.25
+    max_backoff: float = 8.0
+    max_retry_after: float = 60.0
+    session: requests.Session = field(default_factory=requests.Session, repr=False)
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+
+    def __post_init__(self) -> None:
+        self.url = self.url.rstrip("/")
+        self.session.headers.setdefault("User-Agent", USER_AGENT)
+        if self.api_key:
+            self.session.headers["Authorization"] = f"Bearer {self.api_key}"
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.session.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport --------------------------------------------------------------------------------
+
+    def _delay(self, attempt: int) -> float:
+        ceiling = min(self.max_backoff, self.backoff * 2**attempt)
+        return random.uniform(ceiling / 2, ceiling)  # jitter: many clients do not retry in step
+
+    def _send(self, method: str, path: str, body: object = None, *, retry: bool = True) -> requests.Response:
+        """One call with retries; returns the final response (any status)."""
+        url = self.url + path
+        # Serialised here because requests refuses NaN and infinities; sent as JSON's NaN/Infinity
+        # literals, the server names the row and field ("not finite") instead of a vague failure.
+        data = None if body is None else json.dumps(body, allow_nan=True).encode()
+        headers = {"Content-Type": "application/json"} if data is not None else None
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries or not retry
+            try:
+                response = self.session.request(method, url, data=data, headers=headers, timeout=self.timeout)
+            except requests.ConnectionError as exc:  # refused, reset, DNS, connect timeout
+                if last:
+                    raise ConnectionFailed(f"cannot reach {url}: {exc}") from exc
+                delay, reason = self._delay(attempt), type(exc).__name__
+            except requests.Timeout as exc:
+                # The server has the request but is slow: asking again would only add load.
+                raise ConnectionFailed(f"no answer from {url} within {self.timeout} s") from exc
+            else:
+                if response.status_code not in RETRY_STATUSES or last:
+                    return response
+                asked = retry_after(response)
+                if asked is not None and asked > self.max_retry_after:
+                    return response
+                delay, reason = (asked if asked is not None else self._delay(attempt)), str(response.status_code)
+            log.warning(
+                "%s %s: %s; retrying in %.2f s (retry %d of %d)", method, url, reason, delay, attempt + 1, self.retries
+            )
+            self.sleep(delay)
+        raise AssertionError("unreachable")  # the last attempt returns or raises
+
+    def _json(self, method: str, path: str, body: object = None) -> dict:
+        response = self._send(method, path, body)
+        if not response.ok:
+            raise error_from(response)
+        return response.json()
+
+    # -- the API ---------------------------------------------------------------------------------
+
+    def health(self) -> dict:
+        """``GET /health``: ``{"status": "ok"}`` while the server process runs."""
+        return self._json("GET", "/health")
+
+    def ready(self) -> dict:
+        """``GET /ready``: ``{"status": "ready", "ModelVersion": ...}``, or ``{"status": "not ready",
+        "message": ...}`` while the model is loading (not an error, and not retried)."""
+        response = self._send("GET", "/ready", retry=False)
+        if response.status_code in (200, 503):
+            return response.json()
+        raise error_from(response)
+
+    def wait_until_ready(self, timeout: float = 60.0, interval: float = 0.5) -> dict:
+        """Poll :meth:`ready` until the model is ready (a server still starting is waited for too)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                state = self.ready()
+            except ConnectionFailed:
+                if time.monotonic() >= deadline:
+                    raise
+            else:
+                if state.get("status") == "ready":
+                    return state
+                if time.monotonic() >= deadline:
+                    raise ServiceUnavailable(f"not ready after {timeout:g} s: {state.get('message')}", 503, state)
+            self.sleep(interval)
+
+    def model(self) -> dict:
+        """``GET /model``: the served version's metadata (features, classes, holdout, ...)."""
+        return self._json("GET", "/model")
+
+    def predict(self, row: Mapping[str, object] | Sequence[float] | pd.Series) -> dict:
+        """Score one row: a mapping of feature values (or a Series), or numbers in feature order.
+
+        Returns the server's answer: ``{"Class", "Input", "Probabilities", "ModelVersion"}``.
+        """
+        if isinstance(row, pd.Series):
+            row = row.to_dict()
+        body = {k: _plain(v) for k, v in row.items()} if isinstance(row, Mapping) else {"features": _plain(row)}
+        return self._json("POST", "/predict", body)
+
+    def predict_many(
+        self,
+        rows: pd.DataFrame | Sequence[Mapping[str, object] | Sequence[float]],
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> pd.DataFrame | list[dict]:
+        """Score many rows, ``chunk_size`` per request, in order.
+
+        A DataFrame gives a DataFrame with its index: ``Class``, one probability column per class,
+        and ``ModelVersion`` (per row: a version switch mid-way shows). A list of rows gives a list
+        of ``{"Class", "Probabilities", "ModelVersion"}``. Row numbers in an
+        :class:`InvalidRequest` count from the first row given, whatever the chunk.
+        """
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+        frame = rows if isinstance(rows, pd.DataFrame) else None
+        records = frame.to_dict(orient="records") if frame is not None else [_plain(r) for r in rows]
+        answers: list[dict] = []
+        for start in range(0, len(records), chunk_size):
+            chunk = records[start : start + chunk_size]
+            try:
+                body = self._json("POST", "/predict", {"instances": chunk})
+            except InvalidRequest as exc:
+                raise _shifted(exc, start) from None
+            version = body.get(MODEL_VERSION)
+            answers.extend({**p, MODEL_VERSION: version} for p in body[PREDICTIONS])
+        if frame is None:
+            return answers
+        probabilities = pd.DataFrame([a[PROBABILITIES] for a in answers], index=frame.index)
+        table = pd.DataFrame({CLASS: [a[CLASS] for a in answers]}, index=frame.index)
+        return pd.concat([table, probabilities], axis=1).assign(**{MODEL_VERSION: [a[MODEL_VERSION] for a in answers]})
+
+
+def _plain(value: object) -> object:
+    """JSON-ready values: numpy scalars become Python numbers, arrays and tuples become lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _shifted(exc: InvalidRequest, start: int) -> InvalidRequest:
+    """``exc`` with row numbers counted from the first row of the whole input, not the chunk."""
+    errors = [FieldError(e.row + start if e.row is not None else None, e.field, e.problem) for e in exc.errors]
+    return InvalidRequest(exc.message, exc.status, exc.body, errors)
