@@ -178,7 +178,7 @@ class Replica:
 
 def replica_env(model_dir: Path, metrics_dir: Path, **extra: str) -> dict[str, str]:
     """A replica's environment: the shared model directory, its own metrics folder (wiped by
-    gunicorn.conf.py at each start, and inside the test's tmp_path even after a SIGKILL)."""
+    mldeploy/http/gunicorn_conf.py at each start, and inside the test's tmp_path even after a SIGKILL)."""
     metrics_dir.mkdir(parents=True, exist_ok=True)
     return clean_env(MLDEPLOY_MODEL_DIR=str(model_dir), PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), **extra)
 

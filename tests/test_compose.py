@@ -17,8 +17,8 @@ import yaml
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 
-from mldeploy import create_app
-from mldeploy.config import env_names
+from mldeploy.http.app import create_app
+from mldeploy.settings import env_names
 from tests.deploy_files import DOCKERFILE, dockerfile_instructions
 from tests.nginx_support import LISTEN, NGINX_CONF, UPSTREAM_SERVER
 from tests.support import REPO, SEED_ROW
@@ -160,7 +160,7 @@ def test_only_one_replica_trains_and_the_other_waits_for_it(services) -> None:
 def test_env_names_are_settings_the_service_reads(services) -> None:
     for name in API:
         unknown = set(env_of(services[name])) - env_names()
-        assert not unknown, f"{name}: not read by mldeploy or gunicorn.conf.py: {unknown}"
+        assert not unknown, f"{name}: not read by mldeploy or its gunicorn settings: {unknown}"
         # Values taken from the shell are settings too (or Grafana's own password).
         for value in env_of(services[name]).values():
             assert set(INTERPOLATION.findall(value)) <= env_names()

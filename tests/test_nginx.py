@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from mldeploy.config import DEFAULTS
+from mldeploy.settings import DEFAULTS
 from tests.nginx_support import (
     NGINX_CONF,
     Replica,
@@ -260,13 +260,7 @@ def test_sigkill_restart_and_switch_under_load_lose_no_request(
     assert retried, "no request was retried: the kill did not hit a replica in use"
     assert after_restart["a"] > 0 and after_restart["b"] > 0, after_restart
     assert after_switch["a"] > 0 and after_switch["b"] > 0, after_switch
-    if torn_at_kill:
-        # gunicorn writes an answer's header and its body in two send() calls (Response.send_headers,
-        # then write). A SIGKILL between the two leaves nginx with a 200 header it has already
-        # passed on and no body, which no proxy can replay. Until the worker sends small answers in
-        # one write (docs/nginx.md, "Known limits"), such an answer makes this test xfail, visibly;
-        # every other failure above fails it.
-        pytest.xfail(f"{len(torn_at_kill)} answer(s) torn by the kill between header and body: {torn_at_kill}")
+    assert torn_at_kill == [], f"answers torn by the kill between header and body: {torn_at_kill}"
 
 
 # -- retry policy, nginx's own errors, body limit, request id ----------------------------------

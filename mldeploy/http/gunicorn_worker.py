@@ -1,14 +1,21 @@
-"""gunicorn's sync worker, plus a drain on shutdown.
+"""gunicorn's sync worker, plus a drain on shutdown and answers sent in one write.
 
 On SIGTERM a sync worker finishes its current request and exits; connections the kernel had
 already queued on the listening socket (accepted by TCP, not yet by a worker) are then reset
 unanswered. This worker answers those queued connections before it exits, then closes its copy
 of the listener at once, so a client either gets a full answer or a refused connection.
+
+gunicorn sends a response's header and its body in two ``sendall`` calls. A worker killed between
+them (SIGKILL, the OOM killer, a crash) leaves a 200 header with no body: a proxy has already
+passed the header on and cannot retry, so the client gets a torn answer. Holding the header back
+and sending it with the first body bytes makes a small answer one write: it is either sent whole
+or not at all, and nginx retries the latter on the other replica.
 """
 
 from __future__ import annotations
 
 import errno
+import socket
 import time
 
 from gunicorn.workers.sync import SyncWorker
@@ -17,8 +24,51 @@ from gunicorn.workers.sync import SyncWorker
 NOTHING_QUEUED = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED)
 
 
+class CoalescingSocket:
+    """A client socket whose first ``sendall`` (gunicorn's header) waits for the next one (the
+    body's first bytes) and goes out with it; every other call passes straight through."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._held: bytes | None = None
+        self._first = True
+
+    def sendall(self, data: bytes) -> None:
+        """Hold the first write; send the held bytes together with the next one."""
+        if self._first:
+            self._first = False
+            self._held = bytes(data)
+            return
+        if self._held is not None:
+            data, self._held = self._held + data, None
+        self._sock.sendall(data)
+
+    def sendfile(self, file: object, offset: int = 0, count: int | None = None) -> int:
+        """A file body goes out by itself: send the held header first."""
+        self.flush()
+        return self._sock.sendfile(file, offset, count)
+
+    def flush(self) -> None:
+        """Send what is held (an answer with no body, or before the worker closes the socket)."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._sock.sendall(held)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
+
+
 class DrainingSyncWorker(SyncWorker):
-    """A sync worker that answers already-queued connections when told to stop."""
+    """A sync worker that answers already-queued connections when told to stop, and sends each
+    answer's header and first body bytes in one write."""
+
+    def handle_request(self, listener: socket.socket, req: object, client: socket.socket, addr: object) -> None:
+        """SyncWorker.handle_request on a socket that coalesces the header with the body."""
+        sock = CoalescingSocket(client)
+        super().handle_request(listener, req, sock, addr)
+        # Not in a `finally`: when the app fails after the header was held, sending the header
+        # alone would be exactly the torn answer this avoids; the connection closes unanswered.
+        sock.flush()
 
     def run(self) -> None:
         """Serve until told to stop (SyncWorker.run), then drain the listeners."""
