@@ -71,7 +71,9 @@ def test_notebook_runs_as_jupyter_runs_it_against_the_live_server(live, tmp_path
     command += [str(NOTEBOOK.relative_to(REPO)), "--output-dir", str(tmp_path), "--output", NOTEBOOK.stem]
     command += ["--ExecutePreprocessor.timeout=120"]
     run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, f"the notebook failed (is the project installed? make does it):\n{run.stderr[-4000:]}"
+    # Without requirements-notebook.txt there is no nbconvert; without the project, no mldeploy_client.
+    hint = "are requirements-notebook.txt and the project installed? `make .venv/.dev` does both"
+    assert run.returncode == 0, f"the notebook failed ({hint}):\n{run.stderr[-4000:]}"
     notebook = nbformat.read(tmp_path / NOTEBOOK.name, as_version=4)
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
