@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test lint format bench bench-servers bench-deps clean system-deps
+.PHONY: run test lint format bench bench-servers bench-deps clean system-deps notebook
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,13 @@ $(VENV)/.runtime: requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-$(VENV)/.dev: requirements.txt pyproject.toml requirements-dev.txt requirements-onnx.txt requirements-parquet.txt requirements-dask.txt | $(BIN)/python
+$(VENV)/.dev: requirements.txt pyproject.toml requirements-dev.txt requirements-onnx.txt requirements-parquet.txt requirements-dask.txt requirements-notebook.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@ $(VENV)/.runtime $(VENV)/.notebook
+
+$(VENV)/.notebook: requirements.txt pyproject.toml requirements-notebook.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-notebook.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@ $(VENV)/.runtime
 
@@ -31,6 +36,11 @@ $(VENV)/.bench: requirements.txt requirements-bench.txt | $(BIN)/python
 
 run: $(VENV)/.runtime  ## serve the API on $(HOST):$(PORT)
 	$(BIN)/python app.py --host $(HOST) --port $(PORT)
+
+# Runs notebooks/client.ipynb against the server at MLDEPLOY_URL (default http://localhost:5000:
+# `make run` in another terminal) as Jupyter would, and writes the executed copy to build/.
+notebook: $(VENV)/.notebook  ## execute the client notebook against a running server
+	$(BIN)/jupyter nbconvert --to notebook --execute notebooks/client.ipynb --output-dir build --output client
 
 # Debian packages the test suite needs, installed only when missing (CI runs as root).
 # One line per need, so that others can add theirs.
