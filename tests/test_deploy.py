@@ -6,6 +6,7 @@ tests/test_gunicorn.py."""
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from pathlib import Path
 
@@ -170,6 +171,25 @@ def test_dockerignore_keeps_local_state_out() -> None:
     ignored = set((REPO / ".dockerignore").read_text().split())
     assert {".git", ".venv", "models", "tests"} <= ignored
     assert DOCKERFILE.name not in ignored
+
+
+def dockerignored(path: str, patterns: list[str]) -> bool:
+    """Whether Docker's build context leaves ``path`` out: the last matching pattern wins, and a
+    ``!pattern`` brings a path back."""
+    excluded = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        if fnmatch.fnmatch(path.rstrip("/"), pattern.lstrip("!").rstrip("/")):
+            excluded = not negated
+    return excluded
+
+
+def test_every_file_the_dockerfile_copies_is_in_the_build_context() -> None:
+    patterns = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()]
+    patterns = [p for p in patterns if p and not p.startswith("#")]
+    copied = [src for kind, args in dockerfile_instructions() if kind == "COPY" for src in exec_form(args)[:-1]]
+    assert "README.md" in copied  # pyproject.toml names it as the package's readme
+    assert [src for src in copied if dockerignored(src, patterns) or not (REPO / src).exists()] == []
 
 
 # ---- alert rules and CI -------------------------------------------------------------------------
