@@ -23,7 +23,7 @@ def create_app(config: Mapping[str, object] | None = None, modeler: Modeler | No
     ``modeler`` to serve one you built, else one is made from the config."""
     from flask import Flask
 
-    from mldeploy import auth, docs, errors, jsonio, metrics, rate_limit, request_log
+    from mldeploy import auth, docs, errors, json_limits, jsonio, metrics, rate_limit, request_log
     from mldeploy.config import load_config, make_modeler
     from mldeploy.readiness import Readiness
     from mldeploy.routes import register_routes
@@ -31,6 +31,7 @@ def create_app(config: Mapping[str, object] | None = None, modeler: Modeler | No
     # No static folder: Flask would otherwise route /static/<filename> to a folder that does not exist.
     app = Flask(__name__, static_folder=None)
     app.json.sort_keys = False  # keep "message" first in error bodies
+    json_limits.init_app(app)  # request.get_json() bounded in depth too
     load_config(app, config)
     if modeler is None:
         modeler = make_modeler(app.config)
