@@ -23,7 +23,7 @@ def create_app(config: Mapping[str, object] | None = None, modeler: Modeler | No
     ``modeler`` to serve one you built, else one is made from the config."""
     from flask import Flask
 
-    from mldeploy import auth, docs, errors, json_limits, jsonio, metrics, rate_limit, request_log
+    from mldeploy import auth, docs, errors, hardening, jsonio, metrics, rate_limit, request_log
     from mldeploy.config import load_config, make_modeler
     from mldeploy.readiness import Readiness
     from mldeploy.routes import register_routes
@@ -31,7 +31,6 @@ def create_app(config: Mapping[str, object] | None = None, modeler: Modeler | No
     # No static folder: Flask would otherwise route /static/<filename> to a folder that does not exist.
     app = Flask(__name__, static_folder=None)
     app.json.sort_keys = False  # keep "message" first in error bodies
-    json_limits.init_app(app)  # request.get_json() bounded in depth too
     load_config(app, config)
     if modeler is None:
         modeler = make_modeler(app.config)
@@ -45,6 +44,7 @@ def create_app(config: Mapping[str, object] | None = None, modeler: Modeler | No
     auth.init_app(app)
     rate_limit.init_app(app)
     errors.init_app(app)
+    hardening.init_app(app)  # issue 15: JSON nesting, CORS, security headers
     # catch_all_404s: unknown paths get our JSON 404 rather than Flask's HTML page.
     api = errors.JsonApi(app, catch_all_404s=True)
     # Flask-RESTful writes responses with its own stdlib output_json unless told otherwise.
