@@ -10,9 +10,11 @@ and ``orjson.dumps`` gives up at 254 levels. So :func:`loads` refuses anything n
 :data:`MAX_DEPTH` with :class:`TooDeep` (a ``ValueError``, which callers already answer with 400),
 whichever parser reads it, and never returns a deeper value.
 
-The check costs the common case nothing measurable: a small body with few brackets cannot nest
-deeply, and a larger one is parsed inside padding arrays so that orjson's own depth counter does
-the check (see :func:`_orjson`).
+What the check costs: a body under 16 KiB with at most MAX_DEPTH brackets (a row, a small batch)
+cannot nest deeper, which counting its brackets shows in under a microsecond or a few; a larger
+one is parsed inside padding arrays so that orjson's own depth counter does the check (see
+:func:`_orjson`), about 50 µs plus a copy of the body (measured: +60-100 µs for 300-1,000 rows,
++170-300 µs for 10,000, against 2-3 ms to parse those).
 """
 
 from __future__ import annotations
@@ -61,8 +63,10 @@ def orjson_depth_limit(ceiling: int = 1 << 13) -> tuple[int, str]:
     while high - low > 1:
         mid = (low + high) // 2
         low, high = (mid, high) if _orjson_error(mid) is None else (low, mid)
-    message = str(_orjson_error(high))
-    return low, message.split(":")[0]  # what follows the colon is the position
+    prefix = str(_orjson_error(high)).split(":")[0]  # what follows the colon is the position
+    if not prefix:
+        raise RuntimeError("orjson's depth error has no message: mldeploy.json_limits cannot tell it apart")
+    return low, prefix
 
 
 ORJSON_DEPTH, _ORJSON_DEPTH_ERROR = orjson_depth_limit()
