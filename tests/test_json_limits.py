@@ -90,7 +90,8 @@ def test_orjson_limit_is_the_one_the_padding_assumes() -> None:
 @pytest.mark.parametrize("kind", ["array", "object"])
 @pytest.mark.parametrize("rows", [0, 2_000], ids=["small", "padded"])
 def test_max_depth_reads_and_one_more_does_not(kind: str, rows: int) -> None:
-    # A small body is counted, a large one parsed inside padding arrays: both stop at MAX_DEPTH.
+    # A small body at MAX_DEPTH is read after counting its brackets; one level more, or a large
+    # body, is parsed inside the padding arrays: both ways stop at MAX_DEPTH.
     for levels in (MAX_DEPTH, MAX_DEPTH + 1):
         value = [nested(levels - 1, kind), *[SEED_ROW] * rows] if rows else nested(levels, kind)
         body = orjson.dumps(value)
