@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test lint format bench bench-servers bench-deps clean system-deps notebook
+.PHONY: run test lint format bench bench-servers bench-deps bench-soak clean system-deps notebook
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,11 @@ bench: bench-servers $(VENV)/.dev  ## every benchmark: servers side by side, in-
 format: $(VENV)/.dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Not part of `make bench`: it takes 30 minutes of the machine, and it checks stability (memory,
+# descriptors, no 5xx) rather than speed. SOAK_ARGS="--minutes 3" for a short run.
+bench-soak: $(VENV)/.runtime  ## 30 minutes of mixed traffic against 2 workers; appends to bench/RESULTS.md
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 # The benchmark's load generator, from Debian, installed only when missing (needs root).
 bench-deps:

@@ -452,7 +452,10 @@ def main() -> int:
         f"- the load generator shares the machine's cores with the servers (and with anything else running).\n\n"
     )
     print(header + table)
-    RESULTS.write_text(header + table + "\n")
+    # bench/soak.py's runs live under "## Soak" at the end of the file: keep them.
+    previous = RESULTS.read_text() if RESULTS.exists() else ""
+    soak = previous[previous.index("\n## Soak\n") :] if "\n## Soak\n" in previous else ""
+    RESULTS.write_text(header + table + "\n" + soak)
     log(f"written to {RESULTS}")
     return 0
 

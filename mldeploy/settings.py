@@ -53,9 +53,12 @@ DEFAULTS: dict[str, object] = {
     "RATE_LIMIT_STORAGE_URI": "memory://",
     # Level of the JSON logs (one line per request at INFO).
     "LOG_LEVEL": "INFO",
+    # Comma-separated origins (scheme://host[:port]) whose pages may call the API from a browser,
+    # or "*" for any; unset means none (no CORS headers). Credentials are never allowed.
+    "CORS_ORIGINS": None,
 }
 # Settings never parsed as JSON.
-RAW_TEXT = ("ADMIN_KEY", "API_KEYS", "RATE_LIMIT", "RATE_LIMIT_STORAGE_URI")
+RAW_TEXT = ("ADMIN_KEY", "API_KEYS", "RATE_LIMIT", "RATE_LIMIT_STORAGE_URI", "CORS_ORIGINS")
 
 # Read by mldeploy/http/gunicorn_conf.py, before the app exists, so they are not app settings; listed here so
 # that every MLDEPLOY_* name has one home (tests check manifests against this and DEFAULTS).

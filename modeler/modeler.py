@@ -530,7 +530,10 @@ class Modeler:
         estimator = DecisionTreeClassifier(random_state=self.random_state, **params)
         try:
             estimator.fit(X_train, y_train)
-        except ValueError as exc:  # e.g. parameters that are valid alone but not on this data
+        # Parameters valid alone but not on this data; or values of a type the constraints let
+        # through but fit cannot use (class_weight {"setosa": {...}}: TypeError; monotonic_cst
+        # {}: IndexError).
+        except (ValueError, TypeError, IndexError) as exc:
             raise DataError(f"training failed: {exc}") from exc
         if X_train is not X:
             holdout["accuracy"] = float(np.mean(estimator.predict(X_test) == y_test.to_numpy()))

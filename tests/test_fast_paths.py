@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from flask.testing import FlaskClient
 
-from mldeploy.http import jsonio
+from mldeploy.http import json_limits, jsonio
 from mldeploy.http.app import create_app
 from modeler import errors
 from modeler.errors import InvalidInput, ModelIntegrityError
@@ -53,8 +53,8 @@ def test_responses_are_written_by_orjson(client: FlaskClient) -> None:
 
 def test_requests_are_parsed_by_orjson_and_only_fall_back_for_what_it_rejects(client, monkeypatch) -> None:
     calls = []
-    # Only jsonio's own reference to the stdlib parser is wrapped (the test client uses it too).
-    monkeypatch.setattr(jsonio, "json", SimpleNamespace(loads=lambda raw: calls.append(raw) or json.loads(raw)))
+    # Only json_limits' own reference to the stdlib parser is wrapped (the test client uses it too).
+    monkeypatch.setattr(json_limits, "json", SimpleNamespace(loads=lambda raw: calls.append(raw) or json.loads(raw)))
     assert post(client, SEED_ROW).status_code == 200
     assert calls == []
     raw = json.dumps(SEED_ROW).replace("0.3", "NaN")
@@ -65,13 +65,14 @@ def test_requests_are_parsed_by_orjson_and_only_fall_back_for_what_it_rejects(cl
 
 def test_parsing_pauses_the_collector_and_restores_it(monkeypatch) -> None:
     seen = []
-    real = jsonio.orjson.loads
+    real = json_limits.orjson.loads
 
     def spy(raw):
         seen.append(gc.isenabled())
         return real(raw)
 
-    monkeypatch.setattr(jsonio, "orjson", SimpleNamespace(loads=spy, JSONDecodeError=jsonio.orjson.JSONDecodeError))
+    fake = SimpleNamespace(loads=spy, JSONDecodeError=json_limits.orjson.JSONDecodeError)
+    monkeypatch.setattr(json_limits, "orjson", fake)
     assert gc.isenabled()
     assert jsonio.loads(b"[[1.0, 2.0]]") == [[1.0, 2.0]]
     with pytest.raises(ValueError):

@@ -7,7 +7,17 @@ from collections.abc import Mapping
 from flask import Flask
 
 from mldeploy.docs import swagger
-from mldeploy.http import auth, errors, jsonio, metrics, rate_limit, request_log
+from mldeploy.http import (
+    auth,
+    cors,
+    errors,
+    json_limits,
+    jsonio,
+    metrics,
+    rate_limit,
+    request_log,
+    security_headers,
+)
 from mldeploy.http.readiness import Readiness
 from mldeploy.routes import register_routes
 from mldeploy.settings import load_config, make_modeler
@@ -36,6 +46,9 @@ def create_app(config: Mapping[str, object] | None = None, modeler: Modeler | No
     auth.init_app(app)
     rate_limit.init_app(app)
     errors.init_app(app)
+    json_limits.init_app(app)  # request.get_json() nests no deeper than the body reader allows
+    cors.init_app(app)  # only with MLDEPLOY_CORS_ORIGINS
+    security_headers.init_app(app)  # nosniff on every answer, a CSP on /docs
     # catch_all_404s: unknown paths get our JSON 404 rather than Flask's HTML page.
     api = errors.JsonApi(app, catch_all_404s=True)
     # Flask-RESTful writes responses with its own stdlib output_json unless told otherwise.

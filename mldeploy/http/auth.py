@@ -78,8 +78,9 @@ def check_api_key() -> None:
     """``before_request``: with API keys set, every non-open route needs one of them (or the
     admin key, so admin calls need one header only)."""
     keys = api_keys(current_app.config)
-    # Unknown paths and wrong methods still answer 404/405: they reveal no data.
-    if not keys or request.routing_exception is not None or is_open(request.path):
+    # Unknown paths and wrong methods still answer 404/405: they reveal no data. Nor does OPTIONS
+    # (Flask answers it with the Allow header), and a browser's CORS preflight never has a key.
+    if not keys or request.routing_exception is not None or is_open(request.path) or request.method == "OPTIONS":
         return
     admin_key = current_app.config.get("ADMIN_KEY")
     accepted = [*keys, str(admin_key)] if admin_key else keys

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import weakref
 from collections.abc import Iterator, Mapping
 
@@ -21,6 +20,7 @@ import orjson
 from flask import Response, current_app
 
 from mldeploy.contract import CLASS, PROBABILITIES
+from mldeploy.http import json_limits
 from modeler.compiled_tree import CompiledTree
 
 DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
@@ -44,15 +44,13 @@ def collector_paused() -> Iterator[None]:
 
 
 def loads(raw: bytes) -> object:
-    """Parse a JSON body: orjson first, the stdlib for what only the stdlib accepts.
+    """Parse a JSON body: orjson first, the stdlib for what only the stdlib accepts, nested at
+    most ``json_limits.MAX_DEPTH`` levels (see :mod:`mldeploy.http.json_limits`).
 
-    Raises ValueError (or UnicodeDecodeError) when neither can read it.
+    Raises ValueError (``json_limits.TooDeep``, or UnicodeDecodeError) when it cannot be read.
     """
     with collector_paused():
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return json.loads(raw)
+        return json_limits.loads(raw)
 
 
 def dumps(data: object) -> bytes:

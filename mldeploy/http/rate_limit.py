@@ -25,8 +25,9 @@ def client_key() -> str:
 
 
 def exempt() -> bool:
-    """Open routes are never limited."""
-    return auth.is_open(request.path)
+    """Open routes are never limited, nor OPTIONS: a CORS preflight is the browser's own request
+    (counting it would halve a page's allowance) and a 429 to it blocks the call it asks for."""
+    return auth.is_open(request.path) or request.method == "OPTIONS"
 
 
 def init_app(app: Flask) -> Limiter | None:
