@@ -96,6 +96,15 @@ def test_bad_rows_raise_at_once_with_the_servers_field_errors(client: Client, ca
     assert retries_logged(caplog) == []  # a 4xx is never retried
 
 
+def test_numpy_values_are_sent_as_numbers_and_other_objects_are_refused(client: Client) -> None:
+    row = np.array(list(SEED_ROW.values()), dtype=np.float32)
+    assert client.predict(row)["Class"] == "setosa"
+    virginica = np.array([6.5, 3.0, 5.5, 2.0])  # float64 items, in a list of arrays
+    assert [a["Class"] for a in client.predict_many([row, virginica])] == ["setosa", "virginica"]
+    with pytest.raises(TypeError, match="cannot send a object as JSON"):  # never guessed at (no str())
+        client.predict({**SEED_ROW, "petal_width": object()})
+
+
 def test_allow_errors_scores_every_good_row_and_keeps_each_bad_one_in_place(client: Client, live) -> None:
     flowers = iris_frame().drop(columns="species").head(20).astype({"sepal_width": object})
     flowers.index = flowers.index * 10  # the caller's own index, kept
