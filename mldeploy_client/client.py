@@ -215,7 +215,7 @@ class Client:
         url = self.url + path
         # Serialised here because requests refuses NaN and infinities; sent as JSON's NaN/Infinity
         # literals, the server names the row and field ("not finite") instead of a vague failure.
-        data = None if body is None else json.dumps(body, allow_nan=True).encode()
+        data = None if body is None else json.dumps(body, allow_nan=True, default=_json_value).encode()
         headers = {"Content-Type": "application/json"} if data is not None else None
         for attempt in range(self.retries + 1):
             last = attempt == self.retries or not retry
@@ -288,53 +288,118 @@ class Client:
         """
         if isinstance(row, pd.Series):
             row = row.to_dict()
-        body = {k: _plain(v) for k, v in row.items()} if isinstance(row, Mapping) else {"features": _plain(row)}
-        return self._json("POST", "/predict", body)
+        return self._json("POST", "/predict", dict(row) if isinstance(row, Mapping) else {"features": row})
 
     def predict_many(
         self,
         rows: pd.DataFrame | Sequence[Mapping[str, object] | Sequence[float]],
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        *,
+        allow_errors: bool = False,
     ) -> pd.DataFrame | list[dict]:
         """Score many rows, ``chunk_size`` per request, in order.
 
         A DataFrame gives a DataFrame with its index: ``Class``, one probability column per class,
         and ``ModelVersion`` (per row: a version switch mid-way shows). A list of rows gives a list
-        of ``{"Class", "Probabilities", "ModelVersion"}``. Row numbers in an
-        :class:`InvalidRequest` count from the first row given, whatever the chunk.
+        of ``{"Class", "Probabilities", "ModelVersion"}``.
+
+        A bad row raises :class:`InvalidRequest` (row numbers count from the first row given,
+        whatever the chunk), unless ``allow_errors``: then every good row is scored all the same
+        (a chunk the server refuses is sent again without the rows it named) and each bad row
+        keeps its place, with its :class:`FieldError` list in an ``errors`` column (None for good
+        rows) and its answer columns empty (NaN); in a list, a bad row's entry is
+        ``{"errors": [...]}``. Errors that name no row (e.g. a chunk over the server's row limit)
+        still raise.
         """
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
         frame = rows if isinstance(rows, pd.DataFrame) else None
-        records = frame.to_dict(orient="records") if frame is not None else [_plain(r) for r in rows]
-        answers: list[dict] = []
+        records = frame.to_dict(orient="records") if frame is not None else list(rows)
+        answers: dict[int, dict] = {}
+        errors: dict[int, list[FieldError]] = {}
         for start in range(0, len(records), chunk_size):
-            chunk = records[start : start + chunk_size]
-            try:
-                body = self._json("POST", "/predict", {"instances": chunk})
-            except InvalidRequest as exc:
-                raise _shifted(exc, start) from None
-            version = body.get(MODEL_VERSION)
-            answers.extend({**p, MODEL_VERSION: version} for p in body[PREDICTIONS])
+            positions = list(range(start, min(start + chunk_size, len(records))))
+            self._predict_rows(records, positions, answers, errors if allow_errors else None)
         if frame is None:
-            return answers
-        probabilities = pd.DataFrame([a[PROBABILITIES] for a in answers], index=frame.index)
-        table = pd.DataFrame({CLASS: [a[CLASS] for a in answers]}, index=frame.index)
-        return pd.concat([table, probabilities], axis=1).assign(**{MODEL_VERSION: [a[MODEL_VERSION] for a in answers]})
+            return [answers[i] if i in answers else {ERRORS: errors[i]} for i in range(len(records))]
+        return _answers_frame(answers, frame.index, errors if allow_errors else None)
+
+    def _predict_rows(
+        self,
+        records: list,
+        positions: list[int],
+        answers: dict[int, dict],
+        errors: dict[int, list[FieldError]] | None,
+    ) -> None:
+        """Score ``records[i]`` for each ``i`` in ``positions`` (one request) into ``answers[i]``.
+
+        The server refuses a whole batch for one bad row. With ``errors`` (a dict to fill), the
+        rows it names go there with their problems and the rest is sent again, until the server
+        takes what is left (each round drops at least one row); without, the refusal is raised.
+        """
+        while positions:
+            try:
+                body = self._json("POST", "/predict", {"instances": [records[i] for i in positions]})
+            except InvalidRequest as exc:
+                named = _rows_named(exc, len(positions))
+                if errors is None or not named:
+                    raise _renumbered(exc, positions) from None
+                for e in _renumbered(exc, positions).errors:
+                    errors.setdefault(e.row, []).append(e)
+                positions = [p for i, p in enumerate(positions) if i not in named]
+                continue
+            version = body.get(MODEL_VERSION)
+            answers.update(
+                {p: {**a, MODEL_VERSION: version} for p, a in zip(positions, body[PREDICTIONS], strict=True)}
+            )
+            return
 
 
-def _plain(value: object) -> object:
-    """JSON-ready values: numpy scalars become Python numbers, arrays and tuples become lists."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
+def _json_value(value: object) -> object:
+    """``json.dumps``' fallback for what it cannot write itself: numpy scalars and arrays (as a
+    DataFrame or array row holds them) become Python numbers and lists, any other mapping a dict.
+    The only conversion the client makes; anything else is refused (TypeError), never guessed at."""
     if isinstance(value, np.generic):
         return value.item()
-    return value
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"cannot send a {type(value).__name__} as JSON: {value!r:.80}")
 
 
-def _shifted(exc: InvalidRequest, start: int) -> InvalidRequest:
-    """``exc`` with row numbers counted from the first row of the whole input, not the chunk."""
-    errors = [FieldError(e.row + start if e.row is not None else None, e.field, e.problem) for e in exc.errors]
+def _rows_named(exc: InvalidRequest, rows: int) -> set[int]:
+    """The rows of a request of ``rows`` rows that a 400 names, or an empty set when any of its
+    errors names no row (or one outside the request): then no row alone is to blame."""
+    if exc.status != 400 or not exc.errors:
+        return set()
+    named = {e.row for e in exc.errors}
+    return named if all(isinstance(r, int) and 0 <= r < rows for r in named) else set()
+
+
+def _renumbered(exc: InvalidRequest, positions: Sequence[int]) -> InvalidRequest:
+    """``exc`` with each row number of the request turned into the row's position in the whole
+    input (``positions[row]``), not in the chunk."""
+    errors = [
+        FieldError(
+            positions[e.row] if isinstance(e.row, int) and 0 <= e.row < len(positions) else e.row, e.field, e.problem
+        )
+        for e in exc.errors
+    ]
     return InvalidRequest(exc.message, exc.status, exc.body, errors)
+
+
+def _answers_frame(
+    answers: dict[int, dict], index: pd.Index, errors: dict[int, list[FieldError]] | None
+) -> pd.DataFrame:
+    """The answers as a DataFrame on the caller's ``index``: ``Class``, one column per class,
+    ``ModelVersion``, and with ``errors`` an ``errors`` column; a row without an answer is empty."""
+    rows = [answers.get(i) for i in range(len(index))]
+    probabilities = pd.DataFrame([a[PROBABILITIES] if a else {} for a in rows], index=index)
+    table = pd.DataFrame({CLASS: [a[CLASS] if a else None for a in rows]}, index=index)
+    result = pd.concat([table, probabilities], axis=1).assign(
+        **{MODEL_VERSION: [a[MODEL_VERSION] if a else None for a in rows]}
+    )
+    if errors is not None:
+        result[ERRORS] = pd.Series([errors.get(i) for i in range(len(index))], index=index, dtype=object)
+    return result

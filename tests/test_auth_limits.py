@@ -10,7 +10,7 @@ from flask_restful import Resource
 
 from mldeploy.http.app import API_EXTENSION, create_app
 from mldeploy.http.auth import admin_required
-from mldeploy.settings import settings
+from mldeploy.settings import load_settings
 from tests.support import SEED_ROW
 
 KEYS = "first-key, second-key"
@@ -105,8 +105,8 @@ def test_admin_endpoints_need_the_admin_key_not_an_api_key(keyed: Flask) -> None
 def test_keys_that_look_like_json_stay_text(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLDEPLOY_API_KEYS", "12345")
     monkeypatch.setenv("MLDEPLOY_ADMIN_KEY", "1e5")
-    config = settings()
-    assert (config["API_KEYS"], config["ADMIN_KEY"]) == ("12345", "1e5")
+    config = load_settings()
+    assert (config.api_keys, config.admin_key) == (("12345",), "1e5")
 
 
 def test_over_the_rate_limit_is_429_with_retry_after(model_dir: Path) -> None:

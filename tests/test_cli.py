@@ -15,6 +15,7 @@ import pytest
 
 from mldeploy.cli import exit_codes, serve
 from mldeploy.cli import main as cli
+from mldeploy.settings import load_settings
 from tests.support import REPO, SEED_ROW, clean_env
 
 VERBS = [command.__name__.rsplit(".", 1)[-1] for command in cli.COMMANDS]
@@ -144,6 +145,23 @@ def test_serve_runs_gunicorn_with_the_repository_config() -> None:
     assert argv[argv.index("--config") + 1] == "python:mldeploy.http.gunicorn_conf"
     assert argv[argv.index("--bind") + 1] == "127.0.0.1:8123"
     assert argv[argv.index("--workers") + 1] == "3"
+    # What the options leave out comes from the same settings gunicorn_conf.py reads.
+    only_port = cli.build_parser().parse_args(["serve", "--port", "8123"])
+    argv = serve.gunicorn_argv(only_port, load_settings(environ={"MLDEPLOY_HOST": "0.0.0.0"}))
+    assert argv[argv.index("--bind") + 1] == "0.0.0.0:8123"
+    assert "--bind" not in serve.gunicorn_argv(cli.build_parser().parse_args(["serve"]), load_settings(environ={}))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["serve", "--port", "70000"], "argument --port: must be an integer from 1 to 65535, got '70000'"),
+        (["serve", "--workers", "0"], "argument --workers: must be an integer of at least 1, got '0'"),
+    ],
+)
+def test_serve_options_take_what_their_settings_take(capsys: pytest.CaptureFixture, argv, message) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == exit_codes.EXIT_USAGE and message in err
 
 
 def test_real_module_reads_rows_from_stdin(model_dir: Path) -> None:

@@ -33,7 +33,7 @@ from mldeploy_client.client import (
     retry_after,
 )
 from modeler.data import iris_frame
-from modeler.errors import MISSING, NOT_A_NUMBER, NOT_FINITE
+from modeler.errors import MISSING, NOT_A_NUMBER, NOT_FINITE, NULL
 from modeler.modeler import Modeler
 from tests.support import REPO, SEED_ROW, clean_env, copy_project, free_port, running, stop, wait_until_up
 
@@ -94,6 +94,68 @@ def test_bad_rows_raise_at_once_with_the_servers_field_errors(client: Client, ca
     assert FieldError(0, "petal_width", MISSING) in caught.value.errors
     assert "sepal_width" in str(caught.value)
     assert retries_logged(caplog) == []  # a 4xx is never retried
+
+
+def test_numpy_values_are_sent_as_numbers_and_other_objects_are_refused(client: Client) -> None:
+    row = np.array(list(SEED_ROW.values()), dtype=np.float32)
+    assert client.predict(row)["Class"] == "setosa"
+    virginica = np.array([6.5, 3.0, 5.5, 2.0])  # float64 items, in a list of arrays
+    assert [a["Class"] for a in client.predict_many([row, virginica])] == ["setosa", "virginica"]
+    with pytest.raises(TypeError, match="cannot send a object as JSON"):  # never guessed at (no str())
+        client.predict({**SEED_ROW, "petal_width": object()})
+
+
+def test_allow_errors_scores_every_good_row_and_keeps_each_bad_one_in_place(client: Client, live) -> None:
+    flowers = iris_frame().drop(columns="species").head(20).astype({"sepal_width": object})
+    flowers.index = flowers.index * 10  # the caller's own index, kept
+    flowers.iloc[2, 3] = np.nan  # petal_width
+    flowers.iloc[7, 1] = "wide"
+    flowers.iloc[8, 1] = None
+    flowers.iloc[8, 0] = np.inf
+    flowers.iloc[[15, 16, 17, 18, 19], 2] = np.nan  # a whole chunk of bad rows
+    scored = client.predict_many(flowers, chunk_size=5, allow_errors=True)
+
+    assert list(scored.columns) == ["Class", *CLASSES, "ModelVersion", "errors"]
+    assert list(scored.index) == list(flowers.index)
+    bad = [2, 7, 8, 15, 16, 17, 18, 19]
+    good = [i for i in range(len(flowers)) if i not in bad]
+    # Every good row is scored, as if the bad ones had never been there (chunks 1 and 2 were resent).
+    local = Modeler(live[1] / "models")
+    expected = local.predict(flowers.iloc[good].astype(float))
+    assert scored["Class"].iloc[good].tolist() == expected
+    np.testing.assert_array_equal(
+        scored[CLASSES].iloc[good].to_numpy(), local.predict_proba(flowers.iloc[good].astype(float)).to_numpy()
+    )
+    assert set(scored["ModelVersion"].iloc[good]) == {local.version}
+    assert scored["errors"].iloc[good].isna().all()
+    # Each bad row: no answer, and its own errors, numbered by its position in the input.
+    assert scored[["Class", *CLASSES, "ModelVersion"]].iloc[bad].isna().all().all()
+    assert scored["errors"].iloc[[2, 7, 8]].tolist() == [
+        [FieldError(2, "petal_width", NOT_FINITE)],
+        [FieldError(7, "sepal_width", NOT_A_NUMBER)],
+        [FieldError(8, "sepal_length", NOT_FINITE), FieldError(8, "sepal_width", NULL)],
+    ]
+    assert scored["errors"].iloc[15:].tolist() == [[FieldError(i, "petal_length", NOT_FINITE)] for i in range(15, 20)]
+
+
+def test_allow_errors_on_a_list_and_more_bad_rows_than_one_answer_lists(client: Client) -> None:
+    # The server lists at most 100 problems per request: the client keeps asking until every
+    # bad row is named and every good one scored, in input order.
+    rows = [list(SEED_ROW.values()) if i % 3 == 0 else [5.0, "x", 1.5, 0.3] for i in range(600)]
+    answers = client.predict_many(rows, chunk_size=600, allow_errors=True)
+    assert len(answers) == 600
+    assert all(a["Class"] == "setosa" for a in answers[::3])
+    assert [a for i, a in enumerate(answers) if i % 3] == [
+        {"errors": [FieldError(i, "sepal_width", NOT_A_NUMBER)]} for i in range(600) if i % 3
+    ]
+    assert client.predict_many([], allow_errors=True) == []
+
+
+def test_allow_errors_still_raises_what_no_row_is_to_blame_for(client: Client) -> None:
+    # Over the server's row limit (MLDEPLOY_MAX_BATCH_ROWS, 10,000): the whole request is refused.
+    with pytest.raises(InvalidRequest) as caught:
+        client.predict_many([list(SEED_ROW.values())] * 10_001, chunk_size=10_001, allow_errors=True)
+    assert caught.value.status == 413 and caught.value.errors[0].row is None
 
 
 def test_unknown_path_is_not_found(live) -> None:

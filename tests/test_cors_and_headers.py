@@ -99,7 +99,7 @@ def test_preflights_need_no_key_and_are_not_rate_limited(model_dir: Path) -> Non
     "value", ["http://a.example/path", "null", "*,http://a.example", "a.example", "ftp://a.example", "http://a b"]
 )
 def test_a_setting_that_is_not_a_list_of_origins_stops_the_start(model_dir: Path, value: str) -> None:
-    with pytest.raises(ValueError, match="MLDEPLOY_CORS_ORIGINS"):
+    with pytest.raises(ValueError, match="CORS_ORIGINS"):
         make_app(model_dir, CORS_ORIGINS=value)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import kubernetes_validate
@@ -17,9 +19,9 @@ from flask import Flask
 
 from mldeploy.http import metrics
 from mldeploy.http.app import create_app
-from mldeploy.settings import env_names
+from mldeploy.settings import env_names, load_settings
 from tests.deploy_files import DOCKERFILE, KUBERNETES, dockerfile_instructions, exec_form, manifests
-from tests.support import REPO
+from tests.support import GUNICORN_CONF, REPO, clean_env
 
 # The newest Kubernetes the validator knows, and an older one still in wide use.
 K8S_VERSIONS = [kubernetes_validate.utils.latest_version() + ".0", "1.30.0"]
@@ -90,6 +92,25 @@ def test_every_variable_gunicorn_conf_reads_is_listed() -> None:
     assert read and read - {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"} <= env_names()
 
 
+def test_no_code_reads_a_variable_that_is_not_a_setting() -> None:
+    # Settings are parsed in one place: no module reads an MLDEPLOY_* variable of its own.
+    for package in ("mldeploy", "modeler", "mldeploy_client"):
+        for path in (REPO / package).rglob("*.py"):
+            code = path.read_text()
+            read = set(re.findall(r"(?:os\.environ(?:\.get)?[\[(]|os\.getenv\()\"(\w+)\"", code))
+            assert read <= env_names(), f"{path.relative_to(REPO)} reads {read - env_names()}"
+            if path.name != "settings.py":
+                assert not re.search(r"(?:environ|getenv)\W+\"MLDEPLOY_", code), path
+
+
+def test_values_the_deployment_files_set_are_ones_the_settings_accept(k8s) -> None:
+    plain = {name: item["value"] for name, item in env_of(k8s).items() if "value" in item}
+    assert load_settings(environ=plain).lazy_train is False
+    steps = dockerfile_instructions()
+    docker = dict(re.findall(r"(\w+)=(\S+)", " ".join(args for k, args in steps if k == "ENV")))
+    assert load_settings(environ=docker).port == int(docker["MLDEPLOY_PORT"])
+
+
 def test_the_configuration_page_lists_every_variable() -> None:
     page = (REPO / "docs" / "configuration.md").read_text()
     listed = set(re.findall(r"^\| `(\w+)` \|", page, flags=re.M))
@@ -106,12 +127,24 @@ def test_replicas_share_a_read_only_model_and_never_train_on_their_own(k8s) -> N
     assert volume["persistentVolumeClaim"]["readOnly"] is True
 
 
-def test_grace_period_outlasts_prestop_and_gunicorns_graceful_timeout(k8s) -> None:
+def test_grace_period_outlasts_prestop_and_gunicorns_graceful_timeout(k8s, tmp_path: Path) -> None:
     pod = k8s["Deployment"]["spec"]["template"]["spec"]
     assert container_of(k8s)["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", str(PRE_STOP_SLEEP)]
     graceful = int(env_of(k8s)["MLDEPLOY_GRACEFUL_TIMEOUT"]["value"])
     assert pod["terminationGracePeriodSeconds"] > PRE_STOP_SLEEP + graceful
-    assert 'os.environ.get("MLDEPLOY_GRACEFUL_TIMEOUT"' in GUNICORN_CONF_FILE.read_text()
+    # gunicorn itself, reading our config with the Deployment's variables, uses that timeout.
+    env = {name: item["value"] for name, item in env_of(k8s).items() if "value" in item}
+    config = gunicorn_config(clean_env(**{**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}))
+    assert config["graceful_timeout"] == str(graceful)
+    assert config["timeout"] == env["MLDEPLOY_WORKER_TIMEOUT"]
+    assert config["workers"] == env["WEB_CONCURRENCY"]
+
+
+def gunicorn_config(env: dict[str, str]) -> dict[str, str]:
+    """gunicorn's resolved settings with our config file (``--print-config``: the app is not loaded)."""
+    argv = [sys.executable, "-m", "gunicorn", "--config", GUNICORN_CONF, "--print-config"]
+    out = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=True).stdout
+    return {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in out.splitlines()) if v}
 
 
 def test_resources_and_non_root(k8s) -> None:

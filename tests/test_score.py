@@ -19,6 +19,9 @@ import pytest
 
 from mldeploy.cli.exit_codes import EXIT_ERROR, EXIT_INVALID_INPUT, EXIT_OK, EXIT_USAGE
 from mldeploy.cli.main import main
+from mldeploy.contract import MODEL_VERSION, WARNINGS
+from mldeploy.http.app import create_app
+from mldeploy.scoring.chunks import WARNING_SEPARATOR, score_chunk
 from mldeploy.scoring.formats import csv_options
 from modeler import errors
 from modeler.batch import CLASHES, ERROR_COLUMNS, load_pinned, score_frame
@@ -29,6 +32,8 @@ from modeler.validation import TOO_LARGE
 from tests.support import REPO, clean_env, run_cli
 
 CLASSES = ["setosa", "versicolor", "virginica"]
+# What `score` writes after the input's columns.
+OUTPUTS = ["Class", *CLASSES, MODEL_VERSION, WARNINGS]
 HEADER = "id,sepal_length,sepal_width,petal_length,petal_width,note\n"
 # Rows 1, 2, 4 and 6 are bad; the others are the seed row, a virginica and a versicolor.
 ROWS = [
@@ -146,6 +151,34 @@ def test_missing_feature_column_and_clashing_column_refuse_the_whole_input(model
     assert found == {("petal_width", errors.MISSING), ("setosa", CLASHES)}
 
 
+def test_each_row_gets_its_model_version_and_the_fields_out_of_range_as_predict_says(
+    models: Path, model: LoadedModel
+) -> None:
+    low, high = (np.array(bounds) for bounds in zip(*model.ranges, strict=True))
+    rows = np.array([[5.0, 3.2, 1.5, 0.3], low, high, low - 0.1, [5.0, 3.2, 25.0, 0.3], [5.0, 9.0, -1.0, 0.3]])
+    frame = pd.DataFrame(rows, columns=list(IRIS_FEATURES)).assign(id=range(len(rows)))
+    scored = score_chunk(model, frame).scored
+    assert list(scored.columns) == [*IRIS_FEATURES, "id", *OUTPUTS]
+    assert scored[MODEL_VERSION].tolist() == [model.version] * len(rows)
+    # POST /predict on the same rows: its Warnings name the same fields, in the same order.
+    client = create_app({"MODEL_DIR": str(models), "WARMUP": False}).test_client()
+    answers = client.post("/predict", json=frame[list(IRIS_FEATURES)].to_dict(orient="records")).get_json()
+    assert answers[MODEL_VERSION] == model.version
+    expected = [WARNING_SEPARATOR.join(w["field"] for w in p.get(WARNINGS, [])) for p in answers["Predictions"]]
+    assert expected == ["", "", "", WARNING_SEPARATOR.join(IRIS_FEATURES), "petal_length", "sepal_width;petal_length"]
+    assert scored[WARNINGS].tolist() == expected
+    # The classes are score_frame's own: score_chunk only adds columns.
+    assert scored.drop(columns=[MODEL_VERSION, WARNINGS]).equals(score_frame(model, frame).scored)
+
+
+@pytest.mark.parametrize("column", [MODEL_VERSION, WARNINGS])
+def test_an_input_column_named_like_an_added_output_is_refused(model: LoadedModel, column: str) -> None:
+    frame = pd.DataFrame({f: [5.0] for f in IRIS_FEATURES}).assign(**{column: ["mine"]})
+    with pytest.raises(InvalidInput) as caught:
+        score_chunk(model, frame)
+    assert [(e.field, e.problem) for e in caught.value.errors] == [(column, CLASHES)]
+
+
 def test_an_empty_chunk_gives_the_output_columns(model: LoadedModel) -> None:
     result = score_frame(model, pd.DataFrame({f: pd.Series(dtype=float) for f in IRIS_FEATURES}))
     assert list(result.scored.columns) == [*IRIS_FEATURES, "Class", *CLASSES]
@@ -168,7 +201,9 @@ def test_bad_rows_go_to_the_errors_file_and_the_exit_code_says_so(models: Path, 
     output, errors_file = tmp_path / "flowers.scored.csv", tmp_path / "flowers.scored.errors.csv"
     assert "scored 3 of 7 rows in" in run.stdout and f"4 rows failed -> {errors_file}" in run.stdout
     scored = as_text(output)
-    assert list(scored.columns) == [*HEADER.strip().split(","), "Class", *CLASSES]
+    assert list(scored.columns) == [*HEADER.strip().split(","), *OUTPUTS]
+    assert set(scored[MODEL_VERSION]) == {Modeler(models).ensure_ready().version}
+    assert scored[WARNINGS].tolist() == ["", "", ""]  # every good row is within the training ranges
     # Extra columns come back as the exact text they were ("007" stays "007", quotes survive).
     assert scored[["id", "note", "Class"]].values.tolist() == [
         ["A", "hi, there", "setosa"],
@@ -212,7 +247,7 @@ def test_other_formats_round_trip_to_the_same_scores(score_here, tmp_path: Path,
     pd.testing.assert_frame_equal(out, expected, check_dtype=False)
 
     # ... and the converted file scores again (as input) to the same classes.
-    back, inputs = tmp_path / f"back.{fmt}", out.drop(columns=["Class", *CLASSES])
+    back, inputs = tmp_path / f"back.{fmt}", out.drop(columns=OUTPUTS)
     if fmt == "parquet":
         inputs.to_parquet(back)
     else:

@@ -15,9 +15,11 @@ distributed = pytest.importorskip("distributed")  # the optional extra; requirem
 
 from mldeploy.cli.exit_codes import EXIT_INVALID_INPUT  # noqa: E402
 from mldeploy.cli.main import main  # noqa: E402
+from mldeploy.contract import MODEL_VERSION, WARNINGS  # noqa: E402
 from mldeploy.scoring.cluster import ERROR_PARTS, LOCAL_WORKERS, dask_client  # noqa: E402
 from modeler.batch import pinned_loads  # noqa: E402
 from modeler.data import IRIS_FEATURES  # noqa: E402
+from modeler.modeler import Modeler  # noqa: E402
 from tests.support import run_cli  # noqa: E402
 
 ROWS = 1_000_000
@@ -28,6 +30,8 @@ BAD = {
     600_000: ("petal_width", "inf"),
     999_999: ("sepal_length", "nan"),
 }
+# Values outside the training ranges: scored, with the field named in the row's Warnings.
+OUT_OF_RANGE = {42: ("petal_length", "25.0"), 700_000: ("sepal_width", "0.5")}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +42,7 @@ def million(tmp_path_factory: pytest.TempPathFactory) -> Path:
     frame = pd.DataFrame(np.round(rng.uniform(low, high, size=(ROWS, 4)), 2), columns=list(IRIS_FEATURES))
     frame.insert(0, "id", np.arange(ROWS))
     lines = frame.to_csv(index=False).split("\n")
-    for row, (field, text) in BAD.items():  # line 0 is the header
+    for row, (field, text) in {**BAD, **OUT_OF_RANGE}.items():  # line 0 is the header
         cells = lines[row + 1].split(",")
         cells[frame.columns.get_loc(field)] = text
         lines[row + 1] = ",".join(cells)
@@ -92,6 +96,11 @@ def test_dask_scores_a_million_rows_exactly_as_local_scoring(
     # Partitioned output: several parts, together byte for byte the local file.
     assert len(list(folder.glob("part-*.csv"))) >= 4
     assert joined_parts(folder) == local_out.read_bytes()
+    # Each row carries its model version and its out-of-range fields (the bytes above: on Dask too).
+    added = pd.read_csv(local_out, usecols=["id", MODEL_VERSION, WARNINGS], dtype=str, keep_default_na=False)
+    assert set(added[MODEL_VERSION]) == {Modeler(models).ensure_ready().version}
+    flagged = added[added[WARNINGS] != ""]
+    assert flagged.values.tolist() == [[str(row), added[MODEL_VERSION][0], f] for row, (f, _) in OUT_OF_RANGE.items()]
     # One errors file, rows numbered as in the input, identical to the local one.
     errors_file = tmp_path / "on-dask.errors.csv"
     assert errors_file.read_bytes() == (tmp_path / "local.errors.csv").read_bytes()

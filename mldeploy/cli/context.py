@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mldeploy.settings import load_settings, make_modeler
+
 if TYPE_CHECKING:
     from modeler.modeler import Modeler
 
 
 def configured_modeler() -> Modeler:
-    """The Modeler for the current settings (model directory, data, target, policies)."""
-    from mldeploy.settings import make_modeler, settings
-
-    return make_modeler(settings())
+    """The Modeler for the current settings (model directory, data, target, policies). A bad
+    setting raises :class:`mldeploy.settings.SettingsError`, which the command line prints."""
+    return make_modeler(load_settings())

@@ -9,8 +9,9 @@ import sys
 from collections.abc import Sequence
 
 from mldeploy.cli import activate, export, info, predict, score, serve, train, versions
-from mldeploy.cli.exit_codes import EXIT_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_NOT_READY
+from mldeploy.cli.exit_codes import EXIT_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_NOT_READY, EXIT_USAGE
 from mldeploy.extras import MissingExtra
+from mldeploy.settings import SettingsError, load_settings
 from modeler.errors import InvalidInput, ModelerError, ModelNotReady, VersionNotFound
 
 COMMANDS = (serve, train, info, versions, activate, export, predict, score)
@@ -34,7 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit code."""
     args = build_parser().parse_args(argv)
     try:
+        # Every command refuses a bad MLDEPLOY_* value before doing anything, whether or not it
+        # reads that setting itself; those that build a model parse them again (a pure, cheap step).
+        load_settings()
         return args.run(args)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except InvalidInput as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID_INPUT

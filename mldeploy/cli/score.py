@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "score",
         help="score a CSV, JSON-lines or Parquet file in chunks (optionally on Dask)",
         description="Score every row of INPUT (.csv, .jsonl/.ndjson, .parquet/.pq). The output has the "
-        "input's columns plus Class and one probability column per class. Rows with a missing, "
+        "input's columns plus Class, one probability column per class, ModelVersion and Warnings (the "
+        "fields outside their training range, ';'-separated, empty when none). Rows with a missing, "
         "non-numeric or non-finite feature are left out and listed in an errors file with their row "
         "number (0 = first data row) and problem; the exit code is then 3 unless --allow-errors.",
     )

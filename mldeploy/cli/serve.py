@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from mldeploy.settings import Settings, argument, load_settings
+
 # gunicorn reads a config module by import name, so this works from any folder once installed.
 GUNICORN_CONF = "python:mldeploy.http.gunicorn_conf"
 
@@ -14,25 +16,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``serve`` command."""
     parser = subparsers.add_parser("serve", help="serve the API under gunicorn (production server)")
     parser.add_argument("--host", help="interface to bind (default: MLDEPLOY_HOST or 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (default: MLDEPLOY_PORT or 5000)")
-    parser.add_argument("--workers", type=int, help="worker processes (default: WEB_CONCURRENCY or 2 x cores)")
+    parser.add_argument("--port", type=argument("PORT"), help="port (default: MLDEPLOY_PORT or 5000)")
+    parser.add_argument(
+        "--workers", type=argument("WEB_CONCURRENCY"), help="worker processes (default: WEB_CONCURRENCY or 2 x cores)"
+    )
     parser.set_defaults(run=run)
 
 
-def gunicorn_argv(args: argparse.Namespace) -> list[str]:
-    """The gunicorn command line for these arguments."""
+def gunicorn_argv(args: argparse.Namespace, settings: Settings | None = None) -> list[str]:
+    """The gunicorn command line for these arguments; what they leave out, gunicorn_conf.py
+    takes from the same settings (``settings``, else the environment's)."""
+    settings = settings or load_settings()
     argv = [sys.executable, "-m", "gunicorn", "--config", GUNICORN_CONF]
     if args.host or args.port:
-        host = args.host or os.environ.get("MLDEPLOY_HOST", "127.0.0.1")
-        port = args.port or os.environ.get("MLDEPLOY_PORT", "5000")
-        argv += ["--bind", f"{host}:{port}"]
+        argv += ["--bind", f"{args.host or settings.host}:{args.port or settings.port}"]
     if args.workers:
         argv += ["--workers", str(args.workers)]
     return argv
 
 
 def run(args: argparse.Namespace) -> int:
-    """Replace this process with gunicorn, so signals (SIGTERM) reach its master directly."""
-    argv = gunicorn_argv(args)
+    """Check the settings, then replace this process with gunicorn, so signals (SIGTERM) reach its
+    master directly. A bad setting stops here, before gunicorn starts (the CLI prints it)."""
+    argv = gunicorn_argv(args, load_settings())
     os.execv(argv[0], argv)
     return 1  # not reached

@@ -20,22 +20,25 @@ from mldeploy.http import (
 )
 from mldeploy.http.readiness import Readiness
 from mldeploy.routes import register_routes
-from mldeploy.settings import load_config, make_modeler
+from mldeploy.settings import FIELDS, Settings, SettingsError, load_settings, make_modeler
 from modeler.modeler import Modeler
 
 EXTENSION = "mldeploy"
 API_EXTENSION = "mldeploy_api"
+SETTINGS_EXTENSION = "mldeploy_settings"
 
 
-def create_app(config: Mapping[str, object] | None = None, modeler: Modeler | None = None) -> Flask:
-    """Build the service. ``config`` overrides defaults and ``MLDEPLOY_*`` variables; pass a
-    ``modeler`` to serve one you built, else one is made from the config."""
+def create_app(config: Mapping[str, object] | Settings | None = None, modeler: Modeler | None = None) -> Flask:
+    """Build the service. ``config`` is either parsed :class:`Settings`, used as they are, or a
+    mapping of config keys that overrides the defaults and ``MLDEPLOY_*`` variables (and may set
+    Flask's own keys, e.g. ``TESTING``); pass a ``modeler`` to serve one you built, else one is
+    made from the settings. A bad setting raises :class:`SettingsError` naming it."""
     # No static folder: Flask would otherwise route /static/<filename> to a folder that does not exist.
     app = Flask(__name__, static_folder=None)
     app.json.sort_keys = False  # keep "message" first in error bodies
-    load_config(app, config)
+    settings = configure(app, config)
     if modeler is None:
-        modeler = make_modeler(app.config)
+        modeler = make_modeler(settings)
     readiness = Readiness(modeler)
     app.extensions[EXTENSION] = readiness
 
@@ -57,6 +60,28 @@ def create_app(config: Mapping[str, object] | None = None, modeler: Modeler | No
     register_routes(api, modeler, readiness)
     swagger.init_app(app, readiness)
 
-    if app.config["WARMUP"]:
+    if settings.warmup:
         readiness.start_warmup()
     return app
+
+
+def configure(app: Flask, config: Mapping[str, object] | Settings | None) -> Settings:
+    """Parse the settings once, keep them typed in ``app.extensions`` and fill ``app.config``
+    with the same typed values (for code that reads ``app.config[...]``), then Flask's own keys."""
+    if isinstance(config, Settings):
+        settings, flask_keys = config, {}
+    else:
+        overrides = dict(config or {})
+        unknown = sorted(k for k in overrides if k not in FIELDS and k not in app.config)
+        if unknown:  # a misspelt key would otherwise be ignored, and the test pass for a wrong reason
+            raise SettingsError(f"config: unknown key(s) {', '.join(unknown)}: neither a setting nor Flask's")
+        settings = load_settings(overrides)
+        flask_keys = {k: v for k, v in overrides.items() if k not in FIELDS}
+    app.extensions[SETTINGS_EXTENSION] = settings
+    app.config.update(settings.as_config(), **flask_keys)
+    return settings
+
+
+def settings_of(app: Flask) -> Settings:
+    """The typed settings ``app`` was built with."""
+    return app.extensions[SETTINGS_EXTENSION]

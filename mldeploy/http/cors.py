@@ -14,15 +14,12 @@ uses none, and a bearer key set by the page in ``Authorization`` is a header, no
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 
 from flask import Flask, Response
 from flask_cors import CORS
 
-ANY = "*"
-# scheme://host[:port], nothing after: what a browser sends in its Origin header. "null" (sandboxed
-# frames, file: pages) is refused on purpose: any page can send it.
-ORIGIN = re.compile(r"https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?")
+from mldeploy.settings import ANY_ORIGIN
+
 # What a page may send, and read back, besides the safelisted headers.
 ALLOW_HEADERS = ["Authorization", "Content-Type", "X-Request-ID", "Inference-Header-Content-Length"]
 EXPOSE_HEADERS = [
@@ -39,27 +36,6 @@ METHODS = ["GET", "POST"]
 MAX_AGE = 600
 
 
-def allowed_origins(config: Mapping[str, object]) -> list[str]:
-    """``MLDEPLOY_CORS_ORIGINS`` split on commas (a list is taken as is); ``["*"]`` for any origin,
-    ``[]`` when unset. Raises ValueError naming the setting for anything else than origins."""
-    value = config.get("CORS_ORIGINS")
-    if not value:
-        return []
-    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-    origins = [origin for origin in (str(item).strip().rstrip("/") for item in items) if origin]
-    if ANY in origins:
-        if len(origins) > 1:
-            raise ValueError("bad MLDEPLOY_CORS_ORIGINS: '*' allows every origin, so list nothing else with it")
-        return origins
-    bad = [origin for origin in origins if not ORIGIN.fullmatch(origin)]
-    if bad:
-        raise ValueError(
-            f"bad MLDEPLOY_CORS_ORIGINS: {', '.join(map(repr, bad))} is not an origin: "
-            "write scheme://host[:port], e.g. https://app.example.com,http://localhost:3000"
-        )
-    return origins
-
-
 def _vary_origin(response: Response) -> Response:
     # The answer depends on the Origin header whenever the allow-list is not '*': a cache must not
     # give one origin's answer (or a no-Origin answer) to another.
@@ -69,17 +45,17 @@ def _vary_origin(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     """Allow the configured origins; nothing at all when ``CORS_ORIGINS`` is unset."""
-    origins = allowed_origins(app.config)
+    origins = app.config["CORS_ORIGINS"]  # checked by mldeploy.settings.origins
     if not origins:
         return
-    wildcard = origins == [ANY]
+    wildcard = origins == (ANY_ORIGIN,)
     # Exact, case-insensitive patterns: flask-cors would read "[::1]" in a plain string as a regex.
     exact = [re.compile(re.escape(origin) + r"\Z", re.IGNORECASE) for origin in origins]
     # Every option is given here: flask-cors also reads app.config's CORS_* keys, and CORS_ORIGINS
     # (our MLDEPLOY_CORS_ORIGINS) is one; arguments win over them.
     CORS(
         app,
-        origins=ANY if wildcard else exact,
+        origins=ANY_ORIGIN if wildcard else exact,
         methods=METHODS,
         allow_headers=ALLOW_HEADERS,
         expose_headers=EXPOSE_HEADERS,

@@ -5,9 +5,9 @@ runs in the master before the app is imported, which is why the environment is s
 """
 
 import gc
-import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -16,36 +16,44 @@ from pathlib import Path
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+from mldeploy.cli.exit_codes import EXIT_USAGE  # noqa: E402 - these two import only the standard library
+from mldeploy.settings import SettingsError, load_settings  # noqa: E402
+
+# Checked here, before the app is imported: gunicorn reads this file in its master before forking,
+# so a bad value is one line and an exit, not a traceback (or one per worker without preload).
+try:
+    _settings = load_settings()
+except SettingsError as exc:
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(EXIT_USAGE)
+
 # Metrics across workers: prometheus-client chooses its multiprocess store when it is imported,
-# so the folder is named before anything imports it (mldeploy below does), and emptied now so
+# so the folder is named before anything imports it (mldeploy.http below does), and emptied now so
 # that counts of an earlier run (and its dead workers' files) do not leak into this one.
 # Only prometheus-client's own *.db files are removed: the folder may be one the user named.
-_METRICS_DIR_OURS = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-_METRICS_DIR = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="mldeploy-metrics-"))
+_METRICS_DIR_OURS = _settings.prometheus_multiproc_dir is None
+_METRICS_DIR = _settings.prometheus_multiproc_dir or Path(tempfile.mkdtemp(prefix="mldeploy-metrics-"))
 _METRICS_DIR.mkdir(parents=True, exist_ok=True)
 for _stale in _METRICS_DIR.glob("*.db"):
     _stale.unlink()
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_METRICS_DIR)
 
-from mldeploy.http.request_log import configure_logging  # noqa: E402
-from mldeploy.settings import settings  # noqa: E402 - needs the environment above
-
-_settings = settings()
+from mldeploy.http.request_log import configure_logging  # noqa: E402 - needs the environment above
 
 wsgi_app = "mldeploy.http.wsgi:app"
-bind = os.environ.get("MLDEPLOY_BIND", f"{_settings['HOST']}:{_settings['PORT']}")
-workers = int(os.environ.get("WEB_CONCURRENCY", 2 * multiprocessing.cpu_count()))
+bind = _settings.gunicorn_bind
+workers = _settings.web_concurrency
 # The sync worker, which also answers connections already queued on the socket when SIGTERM comes.
 worker_class = "mldeploy.http.gunicorn_worker.DrainingSyncWorker"
 # Load (or train) the model once in the master; workers inherit it on fork. MLDEPLOY_PRELOAD=0
 # makes each worker import the app and make the model ready itself (the file lock then decides
 # which one trains when the model directory is empty).
-preload_app = os.environ.get("MLDEPLOY_PRELOAD", "1").strip().lower() not in ("0", "false", "no", "off")
+preload_app = _settings.preload
 # A request running longer than this has its (sync) worker killed and replaced.
-timeout = int(os.environ.get("MLDEPLOY_WORKER_TIMEOUT", 30))
+timeout = _settings.worker_timeout
 # On SIGTERM, workers finish in-flight requests for up to this long. Keep it below the
 # orchestrator's grace period (Kubernetes: terminationGracePeriodSeconds).
-graceful_timeout = int(os.environ.get("MLDEPLOY_GRACEFUL_TIMEOUT", 20))
+graceful_timeout = _settings.graceful_timeout
 keepalive = 5
 # Since gunicorn 25.1 the master opens a per-user control socket that a second instance takes over.
 control_socket_disable = True
@@ -53,7 +61,7 @@ control_socket_disable = True
 # the app is preloaded, so that loading the model logs JSON too. Not through logconfig_dict: that
 # would switch gunicorn's access log on (it formats every request even with no handler to write
 # it) and drop the file an --access-logfile option asks for.
-configure_logging(str(_settings["LOG_LEVEL"]))
+configure_logging(_settings.log_level)
 errorlog = None  # gunicorn's own text handler would double the JSON lines
 accesslog = None  # mldeploy logs one JSON line per request itself
 

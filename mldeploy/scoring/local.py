@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from mldeploy.scoring.chunks import score_chunk
 from mldeploy.scoring.formats import CSV, ChunkWriter, read_chunks
 from mldeploy.scoring.progress import Progress, Summary
-from modeler.batch import score_frame
 from modeler.modeler import LoadedModel
 
 
@@ -44,7 +44,7 @@ def score_file(model: LoadedModel, job: ScoreJob, progress: Progress) -> Summary
         with ChunkWriter(job.output, job.output_format) as out, ChunkWriter(job.errors, CSV) as errors:
             for chunk in read_chunks(job.input, job.input_format, model.features, job.chunk_rows):
                 columns = columns or [str(c) for c in chunk.columns]
-                result = score_frame(model, same_columns(chunk, columns), first_row=rows)
+                result = score_chunk(model, same_columns(chunk, columns), first_row=rows)
                 out.write(result.scored)
                 if len(result.errors):
                     errors.write(result.errors)
