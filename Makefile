@@ -36,6 +36,7 @@ run: $(VENV)/.runtime  ## serve the API on $(HOST):$(PORT)
 # One line per need, so that others can add theirs.
 system-deps:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }  # tests/test_playground.py
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; }  # tests/postgres.py
 
 test: system-deps $(VENV)/.dev lint  ## lint, then the whole test suite
 	$(BIN)/python -m pytest
