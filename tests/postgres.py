@@ -2,8 +2,9 @@
 folder, listening on 127.0.0.1 only, stopped by its postmaster's PID.
 
 Use it as a pytest plugin (``pytest_plugins = ["tests.postgres"]`` in a test module) for the
-``postgres`` fixture (one server per session) and ``postgres_url`` (a fresh database per test),
-or call :func:`throwaway_cluster` directly (the benchmark does).
+``postgres`` fixture (one server per session), ``postgres_url`` (a fresh database per test) and
+``log_database`` (a prediction log database of each backend, SQLite and PostgreSQL, in turn), or
+call :func:`throwaway_cluster` directly (the benchmark does).
 
 Without the binaries the fixtures skip with the reason; under ``CI=true`` they fail instead, since
 CI installs them (``make system-deps``) and a silent skip there would hide the PostgreSQL tests.
@@ -183,3 +184,11 @@ _database_numbers = itertools.count()
 def postgres_url(postgres: PostgresServer) -> str:
     """The URL of a new, empty database on the session's server (one per test)."""
     return create_database(postgres, f"test_{os.getpid()}_{next(_database_numbers)}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty prediction log database: a SQLite file in tmp_path, then a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "predictions.sqlite3")
+    return request.getfixturevalue("postgres_url")

@@ -43,12 +43,10 @@ ANSWER = {CLASS: "setosa", PROBABILITIES: {"setosa": 1.0, "versicolor": 0.0, "vi
 LOGGER = "mldeploy.monitoring"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A new, empty prediction log database of each backend."""
-    if request.param == "sqlite":
-        return str(tmp_path / "predictions.sqlite3")
-    return request.getfixturevalue("postgres_url")
+@pytest.fixture
+def database(log_database: str) -> str:
+    """A new, empty prediction log database of each backend (tests/postgres.py)."""
+    return log_database
 
 
 def logged(database: str, **selection: object) -> list[LogRecord]:
@@ -462,3 +460,15 @@ def test_postgres_going_away_and_coming_back_loses_nothing_within_the_queue(
     assert len(logged(postgres_url)) == 20
     assert len(warnings_of(caplog, "database unavailable")) == 1
     assert len(warnings_of(caplog, "writing again")) == 1
+
+
+def test_the_postgres_fixture_skips_without_the_binaries_but_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tests.postgres as helper
+
+    monkeypatch.setattr(helper, "BIN_GLOB", "/nonexistent/postgresql/*/bin")
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match="apt-get install postgresql"):
+        helper.require_binaries()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the PostgreSQL tests"):
+        helper.require_binaries()
