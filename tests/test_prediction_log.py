@@ -374,9 +374,7 @@ def test_a_forked_worker_writes_its_own_rows_and_not_its_parents(database: str) 
 def drive_dead_log(database: str) -> PredictionLog:
     """Record 30 one-row requests into a log whose database cannot be reached, then close it."""
     log = PredictionLog(database, queue_size=10, retry_interval=0.05, flush_interval=0.05)
-    start = time.perf_counter()
     results = [log.record(f"r{i}", "v1", [row(i)], [ANSWER]) for i in range(30)]
-    assert time.perf_counter() - start < 1.0  # the caller never waits for the database
     assert results[:10] == [True] * 10 and not any(results[10:])  # beyond the queue: dropped at once
     assert not log.flush(0.3)  # nothing can be written
     assert log.close(0.5)  # gives up waiting, and counts the rest
@@ -472,3 +470,12 @@ def test_the_postgres_fixture_skips_without_the_binaries_but_fails_under_ci(monk
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI must run the PostgreSQL tests"):
         helper.require_binaries()
+
+
+def test_the_benchmark_prints_its_figures() -> None:
+    # Tiny sizes: that it runs and prints, not what it measures (no timing asserts).
+    args = [sys.executable, "bench/prediction_log.py", "--calls", "300", "--batch-calls", "5", "--no-postgres"]
+    done = subprocess.run(args, cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    header, sqlite_line = done.stdout.splitlines()[1:3]
+    assert "writer rows/s" in header and sqlite_line.startswith("sqlite") and sqlite_line.count("µs") == 4

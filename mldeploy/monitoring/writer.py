@@ -41,6 +41,7 @@ QUEUE_SIZE = 50_000
 BATCH_SIZE = 1_000
 FLUSH_INTERVAL = 1.0
 CLOSE_TIMEOUT = 5.0
+CLOSE_GRACE = 1.0  # seconds close() waits beyond its timeout for the writer to finish
 RETRY_INTERVAL = 2.0
 PRUNE_INTERVAL = 60.0
 WARN_INTERVAL = 60  # seconds between two warnings about refused records
@@ -222,7 +223,7 @@ class PredictionLog:
 
         While the database is unreachable, waits for it up to ``timeout`` (default
         ``close_timeout``) and then counts what is left as dropped (``database``). True when the
-        writer finished in time.
+        writer finished (within ``timeout`` plus a second's grace).
         """
         timeout = self.close_timeout if timeout is None else timeout
         with self._lock:
@@ -234,7 +235,8 @@ class PredictionLog:
         _open_logs.discard(self)
         if thread is None or thread is threading.current_thread():
             return True
-        thread.join(timeout)
+        # The writer gives up at the deadline; the grace lets it count the drops and stop.
+        thread.join(timeout + CLOSE_GRACE)
         return not thread.is_alive()
 
     def __enter__(self) -> PredictionLog:
@@ -351,14 +353,15 @@ class PredictionLog:
         try:
             while True:
                 items, closing = self._take()
-                if items:
-                    self._write(items)
-                if time.monotonic() >= self._next_prune:
-                    self._prune()
+                try:
+                    if items:
+                        self._write(items)
+                    if time.monotonic() >= self._next_prune:
+                        self._prune()
+                except Exception:  # a bug of ours: say so, and keep the writer alive for what follows
+                    log.exception("prediction log %s: the writer failed on a batch", self._name)
                 if closing:  # close() stops new records under the same lock: nothing can follow
                     return
-        except Exception:  # a bug: log it; records left in the queue are counted when closing
-            log.exception("prediction log %s: the writer stopped", self._name)
         finally:
             self._close_store()
 
@@ -392,21 +395,21 @@ class PredictionLog:
             self._write_batch(rows[start : start + self.batch_size])
 
     def _write_batch(self, batch: list[Row]) -> None:
+        """Insert ``batch``, waiting out an outage (until close() has waited long enough)."""
         while True:
+            store = None
             try:
                 store = self._connect()
-            except Exception as exc:  # any failure to connect or to create the tables
-                if self._keep_trying(exc):
-                    continue
-                return self._drop(len(batch), DATABASE, "the database stayed unavailable until close", settled=True)
-            try:
                 store.insert(batch)
             except Exception as exc:
-                if not store.is_unavailable(exc):
-                    return self._drop(len(batch), REJECTED, f"{type(exc).__name__}: {exc}", settled=True)
+                # Failing to connect (or to create the tables) is an outage whatever the error.
+                if store is not None and not store.is_unavailable(exc):
+                    self._drop(len(batch), REJECTED, f"{type(exc).__name__}: {exc}", settled=True)
+                    return
                 if self._keep_trying(exc):
                     continue
-                return self._drop(len(batch), DATABASE, "the database stayed unavailable until close", settled=True)
+                self._drop(len(batch), DATABASE, "the database stayed unavailable until close", settled=True)
+                return
             self.written += len(batch)
             with self._lock:
                 self._settle_locked(len(batch))
