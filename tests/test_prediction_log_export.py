@@ -20,6 +20,7 @@ from mldeploy.cli import exit_codes
 from mldeploy.contract import CLASS, PREDICTION, PROBABILITIES
 from mldeploy.monitoring import DEFAULT_FILE, PredictionLog, open_store
 from mldeploy.monitoring.export import META_COLUMNS
+from mldeploy.monitoring.timespec import parse_duration
 from modeler.atomic import TEMP_PREFIX
 from tests.support import free_port, run_cli
 from tests.test_cli import run
@@ -239,3 +240,25 @@ def test_a_failed_export_leaves_the_previous_file_and_no_temporary_one(
     code, _, _ = run(capsys, "log", "export", "--database", database, "-o", str(out))
     assert code == exit_codes.EXIT_OK and out.read_text().startswith(",".join(META_COLUMNS))
     assert [p.name for p in out.parent.iterdir()] == ["log.csv"]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("30m", 1800), ("1.5h", 5400), ("7d", 604800), ("2w", 1209600), ("45", 45)]
+)
+def test_durations_read_as_people_write_them(text: str, seconds: float) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["0", "-1m", "1y", "soon", "inf", "nan"])
+def test_what_is_no_duration_is_refused_naming_it(text: str) -> None:
+    with pytest.raises(ValueError, match=repr(text).replace("\\", "\\\\")):
+        parse_duration(text)
+
+
+def test_log_settings_out_of_range_are_refused_at_construction(tmp_path: Path) -> None:
+    database = tmp_path / "log.sqlite3"
+    for bad in ({"sample_rate": 1.5}, {"sample_rate": -0.1}, {"queue_size": 0}, {"max_rows": 0}, {"max_age": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            PredictionLog(database, **bad)
+    assert PredictionLog(database, max_age=timedelta(days=2)).max_age == 172800
+    assert not database.exists()  # nothing is opened before the first record

@@ -202,8 +202,12 @@ class Store(abc.ABC):
         """Connect; with ``create``, make the tables and indexes when missing."""
         self._conn = self._connect(create)
         if create:
-            with self._transaction(), contextlib.closing(self._conn.cursor()) as cursor:
-                self._create_schema(cursor)
+            try:
+                with self._transaction(), contextlib.closing(self._conn.cursor()) as cursor:
+                    self._create_schema(cursor)
+            except BaseException:
+                self.close()
+                raise
         return self
 
     def close(self) -> None:
