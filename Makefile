@@ -47,6 +47,7 @@ notebook: $(VENV)/.notebook  ## execute the client notebook against a running se
 system-deps:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }  # tests/test_playground.py
 	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx; }  # tests/test_nginx.py
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; }  # tests/postgres.py
 
 test: system-deps $(VENV)/.dev lint  ## lint, then the whole test suite
 	$(BIN)/python -m pytest

@@ -260,6 +260,10 @@ class Settings:
     # Origins whose web pages may call the API from a browser (CORS), or "*" for any; empty means
     # none (no CORS headers). Credentials are never allowed.
     cors_origins: tuple[str, ...] = field(default=(), metadata=parsed_by(origins))
+    # The prediction log's database: a file path or a postgresql:// URL; unset means
+    # predictions.sqlite3 in the model directory. (`log export` reads it; the request path does
+    # not write the log yet.)
+    log_database: str | None = field(default=None, metadata=parsed_by(optional(text)))
     # gunicorn only, from here on. The address it binds; None means HOST:PORT.
     bind: str | None = field(default=None, metadata=parsed_by(optional(text)))
     # gunicorn worker processes (the name Heroku and gunicorn itself use).

@@ -163,6 +163,7 @@ VERB_ARGS = {
     "export": ["20260101T000000Z-000000", "-o", "model.onnx"],
     "predict": ["[5.0, 3.2, 1.5, 0.3]"],
     "score": ["flowers.csv"],
+    "log": ["export", "-o", "log.csv"],
 }
 
 
