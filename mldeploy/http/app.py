@@ -6,10 +6,10 @@ from collections.abc import Mapping
 
 from flask import Flask
 
+from mldeploy import routes
 from mldeploy.docs import swagger
 from mldeploy.http import auth, errors, jsonio, metrics, rate_limit, request_log
 from mldeploy.http.readiness import Readiness
-from mldeploy.routes import register_routes
 from mldeploy.settings import load_config, make_modeler
 from modeler.modeler import Modeler
 
@@ -31,9 +31,10 @@ def create_app(config: Mapping[str, object] | None = None, modeler: Modeler | No
 
     # Order matters: before_request hooks run in this order (request id first, then the key
     # check, then the rate limit), after_request hooks in reverse (the log line last).
+    # The route table says how each route is counted and who may call it.
     request_log.init_app(app)
-    metrics.init_app(app, modeler)
-    auth.init_app(app)
+    metrics.init_app(app, modeler, routes.endpoint_labels())
+    auth.init_app(app, routes.access_by_rule())
     rate_limit.init_app(app)
     errors.init_app(app)
     # catch_all_404s: unknown paths get our JSON 404 rather than Flask's HTML page.
@@ -41,8 +42,8 @@ def create_app(config: Mapping[str, object] | None = None, modeler: Modeler | No
     # Flask-RESTful writes responses with its own stdlib output_json unless told otherwise.
     api.representation("application/json")(jsonio.output_json)
     app.extensions[API_EXTENSION] = api
-    register_routes(api, modeler, readiness)
-    swagger.init_app(app, readiness)
+    routes.register(app, api, modeler, readiness)
+    swagger.init_app(app, readiness, routes.ROUTES)
 
     if app.config["WARMUP"]:
         readiness.start_warmup()

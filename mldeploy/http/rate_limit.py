@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Flask, request
+from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
@@ -26,7 +26,7 @@ def client_key() -> str:
 
 def exempt() -> bool:
     """Open routes are never limited."""
-    return auth.is_open(request.path)
+    return auth.request_access() is auth.Access.OPEN
 
 
 def init_app(app: Flask) -> Limiter | None:
