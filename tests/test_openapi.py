@@ -1,9 +1,14 @@
 """The OpenAPI document: it covers every route, it is valid OpenAPI 3.1, the app conforms to it
-(schemathesis), and /docs serves Swagger UI with nothing loaded from outside the host."""
+(schemathesis, in process and its own command line against ``python -m mldeploy serve``), and
+/docs serves Swagger UI with nothing loaded from outside the host."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -20,6 +25,7 @@ from mldeploy.docs.openapi import openapi_path
 from mldeploy.http.app import EXTENSION, create_app
 from mldeploy.routes import ROUTES
 from modeler.modeler import Modeler
+from tests.support import REPO, clean_env, free_port, running, wait_ready
 
 API_KEY = "test-api-key"
 ADMIN_KEY = "test-admin-key"
@@ -140,6 +146,54 @@ def test_app_conforms_to_its_openapi_document(api_schema, path: str, method: str
         case.call_and_validate(excluded_checks=excluded)
 
     conforms()
+
+
+# ---- schemathesis' own command line ----------------------------------------------------------
+
+SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+CLI_ADMIN_KEY = "cli-admin-key"
+CLI_TIMEOUT = 600  # seconds; a run takes about a minute here
+
+
+def cli_config() -> str:
+    """schemathesis.toml for the command line run: one check off where it cannot apply (the
+    operations of UNDESCRIBABLE_INPUTS, as in process above), every other check and phase on, and
+    a fixed seed, so that CI replays the cases a run here passed."""
+    paths = json.dumps(sorted(UNDESCRIBABLE_INPUTS))
+    return (
+        f"seed = 20261201\n\n[[operations]]\ninclude-path = {paths}\nchecks.positive_data_acceptance.enabled = false\n"
+    )
+
+
+def failures_summary(output: str) -> str:
+    """The FAILURES section on: what failed and how to reproduce it (bodies can be huge)."""
+    start = output.find("FAILURES")
+    return "\n".join(line[:400] for line in output[start if start >= 0 else 0 :].splitlines())
+
+
+@pytest.mark.parametrize("admin_key", [None, CLI_ADMIN_KEY], ids=["no-admin-key", "admin-key"])
+def test_schemathesis_command_line_finds_no_failure(tmp_path: Path, admin_key: str | None) -> None:
+    """Issue 15.2's command, ``schemathesis run URL/openapi.json --max-examples 50``, with and
+    without the admin key, against the production server on an empty model directory."""
+    models = tmp_path / "models"
+    models.mkdir()
+    env = clean_env(MLDEPLOY_MODEL_DIR=str(models), **({"MLDEPLOY_ADMIN_KEY": admin_key} if admin_key else {}))
+    port = free_port()
+    serve = ["-m", "mldeploy", "serve", "--workers", "2", "--port", str(port)]
+    with running(serve, REPO, port, env=env, log=tmp_path / "server.log") as (base, _):
+        wait_ready(base + "/ready")  # the document names the features once the model is trained
+        (tmp_path / "schemathesis.toml").write_text(cli_config())
+        command = [str(SCHEMATHESIS), "run", f"{base}/openapi.json", "--max-examples", "50"]
+        if admin_key:
+            command += ["-H", f"Authorization: Bearer {admin_key}"]
+        started = time.monotonic()
+        # cwd: schemathesis reads schemathesis.toml from the folder it runs in.
+        run = subprocess.run(
+            command, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=CLI_TIMEOUT
+        )
+        print(f"schemathesis run {'with' if admin_key else 'without'} an admin key: {time.monotonic() - started:.0f} s")
+    assert run.returncode == 0, failures_summary(run.stdout + run.stderr)
+    print(run.stdout.strip().splitlines()[-1])  # e.g. "=== 1284 passed ... in 60s ==="
 
 
 class AssetUrls(HTMLParser):
