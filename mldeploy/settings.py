@@ -41,9 +41,10 @@ DEFAULTS: dict[str, object] = {
     "RETRY_AFTER": 1,
     # The model's name in the Open Inference Protocol routes (/v2/models/<name>/...).
     "MODEL_NAME": "iris",
-    # Bearer key for the admin endpoints; unset means they answer 403.
+    # Bearer key for the admin endpoints; unset means they refuse every call (401, or 403 to a key).
     "ADMIN_KEY": None,
-    # Comma-separated bearer keys for /predict, /model* and every route not in auth.OPEN_PATHS;
+    # Comma-separated bearer keys for /predict, /model* and every route the table
+    # (mldeploy/routes.py) does not mark open;
     # unset means those routes are open. Never logged.
     "API_KEYS": None,
     # flask-limiter limit(s) per client, e.g. "100/second;2000/minute"; unset means no limit.
