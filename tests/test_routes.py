@@ -147,3 +147,19 @@ def test_a_trailing_slash_alias_is_counted_as_its_route(client: FlaskClient) -> 
 def test_one_version_for_the_package_the_document_and_v2(client: FlaskClient) -> None:
     assert client.get("/openapi.json").get_json()["info"]["version"] == mldeploy.__version__
     assert client.get("/v2").get_json()["version"] == mldeploy.__version__
+
+
+def test_admin_statuses_follow_the_configuration(model_dir: Path) -> None:
+    def train_statuses(**config: object) -> set[str]:
+        app = create_app({"MODEL_DIR": str(model_dir), "WARMUP": False, **config})
+        return set(app.test_client().get("/openapi.json").get_json()["paths"]["/model/train"]["post"]["responses"])
+
+    # 403 only while no admin key is set (a key was sent, none can pass); 401 always.
+    assert {"401", "403"} <= train_statuses()
+    with_key = train_statuses(ADMIN_KEY="k")
+    assert "401" in with_key and "403" not in with_key
+    client = create_app({"MODEL_DIR": str(model_dir), "WARMUP": False}).test_client()
+    missing = client.post("/model/train")
+    assert missing.status_code == 401 and missing.headers["WWW-Authenticate"].startswith("Bearer")
+    assert "set MLDEPLOY_ADMIN_KEY" in missing.get_json()["message"]
+    assert client.post("/model/train", headers=bearer("any")).status_code == 403
