@@ -245,10 +245,10 @@ class Settings:
     retry_after: int = field(default=1, metadata=parsed_by(integer(0)))
     # The model's name in the Open Inference Protocol routes (/v2/models/<name>/...).
     model_name: str = field(default="iris", metadata=parsed_by(url_name))
-    # Bearer key for the admin endpoints; unset means they answer 403.
+    # Bearer key for the admin endpoints; unset means they refuse every call (401, or 403 to a key).
     admin_key: str | None = field(default=None, repr=False, metadata=parsed_by(optional(text)))
-    # Bearer keys for /predict, /model* and every route not in auth.OPEN_PATHS; empty means those
-    # routes are open. Never logged.
+    # Bearer keys for /predict, /model* and every route the table (mldeploy/routes.py) does not
+    # mark open; empty means those routes are open. Never logged.
     api_keys: tuple[str, ...] = field(default=(), repr=False, metadata=parsed_by(api_keys))
     # flask-limiter limit(s) per client, e.g. "100/second;2000/minute"; unset means no limit.
     rate_limit: str | None = field(default=None, metadata=parsed_by(rate_limit))

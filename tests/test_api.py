@@ -239,7 +239,9 @@ def test_admin_key_check(model_dir: Path) -> None:
             return {"ok": True}
 
     for key, header, status in [
-        (None, None, 403),
+        # No admin key set: no credentials is still a 401 (RFC 9110); a key that cannot pass is 403.
+        (None, None, 401),
+        (None, "Bearer anything", 403),
         ("k1", None, 401),
         ("k1", "Bearer nope", 401),
         ("k1", "Bearer k1", 200),

@@ -12,8 +12,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from mldeploy.docs.openapi import OPERATIONS
+from mldeploy.docs.openapi import openapi_path
 from mldeploy.http.app import create_app
+from mldeploy.routes import ROUTES
 from modeler.modeler import Modeler
 from tests.support import SEED_ROW
 
@@ -128,7 +129,8 @@ def every_answer(app: Flask, version: str) -> list:
     client = app.test_client()
     auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
     answers = []
-    for path, methods in OPERATIONS.items():
+    for route in ROUTES:
+        path, methods = openapi_path(route.path), route.operations
         url = path.replace("{model_name}", "iris").replace("{model_version}", version).replace("{path}", "index.css")
         for method in methods:
             answers.append(client.open(url, method=method.upper(), headers=auth, json={} if method == "post" else None))

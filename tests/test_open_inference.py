@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 import tritonclient.http as httpclient
 from flask.testing import FlaskClient
 from tritonclient.utils import InferenceServerException
@@ -94,7 +96,10 @@ def test_errors_reach_the_client_as_400(triton: httpclient.InferenceServerClient
     with pytest.raises(InferenceServerException) as caught:
         triton.infer("iris", [tensor])
     assert caught.value.status() == "400"
-    assert "missing input" in caught.value.message() and "[N, 4]" in caught.value.message()
+    # The shape it got and the shape it needs, not every feature listed as a missing input.
+    message = caught.value.message()
+    assert "'input-0': shape [1, 3] does not fit" in message and "[N, 4]" in message, message
+    assert "missing input" not in message and "unknown input" not in message
     bad = httpclient.InferInput("input-0", [1, 4], "FP32")
     bad.set_data_from_numpy(np.array([[5.0, 3.2, np.nan, 0.3]], dtype=np.float32))
     with pytest.raises(InferenceServerException, match=r"petal_length'?: not finite") as caught:
@@ -135,6 +140,11 @@ def infer(client: FlaskClient, body: object, headers: dict | None = None, raw: b
         ({"inputs": [{**GOOD, "datatype": "FP32", "data": [5.0, 3.2, 1e39, 0.3]}]}, "not finite"),
         ({"inputs": [{k: v for k, v in GOOD.items() if k != "data"}]}, "no data"),
         ({"inputs": [{**GOOD, "shape": [0, 4], "data": []}]}, "N is 0"),
+        # Found by schemathesis' command line: no values, but dimensions numpy cannot hold (a 500).
+        (
+            {"inputs": [{**GOOD, "shape": [0, 2**62, 2**62], "data": []}]},
+            "shape [0, 4611686018427387904, 4611686018427387904] is too large",
+        ),
         ({"inputs": [GOOD, GOOD]}, "input given twice"),
         ({"inputs": [{**GOOD, "name": "petal_length", "shape": [1], "data": [1.5]}]}, "missing input"),
         ({"inputs": [GOOD], "outputs": [{"name": "colour"}]}, 'unknown output "colour"'),
@@ -182,3 +192,121 @@ def test_not_ready_is_503_with_the_protocol_error(model_dir: Path) -> None:
     assert ready.status_code == 503 and ready.get_json()["ready"] is False
     res = infer(client, {"inputs": [GOOD]})
     assert res.status_code == 503 and res.get_json()["error"].startswith("Model not ready")
+
+
+# -- the protocol's own REST description ----------------------------------------------------
+# Checked against kserve/open-inference-protocol at commit d49cc23: the paths, methods and
+# statuses of specification/protocol/open_inference_rest.yaml, the path forms of the table in
+# inference_rest.md (the version part optional, the server metadata path written both `v2` and
+# `/v2/`), and the fields each response object requires with their JSON types. No package ships
+# that document, so these checks are our own reading of it, not a copy.
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A JSON object the protocol defines: its required fields and optional ones, with types (a
+    Python type, a one-item list for "a list of", or another Shape)."""
+
+    required: dict
+    optional: dict = field(default_factory=dict)
+
+
+def problems(value: object, kind: object, where: str = "body") -> list[str]:
+    """How ``value`` departs from ``kind``; empty when it conforms."""
+    if isinstance(kind, Shape):
+        if not isinstance(value, dict):
+            return [f"{where} is not an object"]
+        found = [f"{where}.{name} is missing" for name in kind.required if name not in value]
+        for name, sub in {**kind.required, **kind.optional}.items():
+            if name in value:
+                found += problems(value[name], sub, f"{where}.{name}")
+        return found
+    if isinstance(kind, list):
+        if not isinstance(value, list):
+            return [f"{where} is not a list"]
+        return [p for i, item in enumerate(value) for p in problems(item, kind[0], f"{where}[{i}]")]
+    if kind is int and isinstance(value, bool):
+        return [f"{where} is a boolean, not an integer"]
+    return [] if isinstance(value, kind) else [f"{where} is {type(value).__name__}, not {kind.__name__}"]  # type: ignore[arg-type]
+
+
+SERVER_METADATA = Shape({"name": str, "version": str, "extensions": [str]})
+TENSOR_METADATA = Shape({"name": str, "datatype": str, "shape": [int]})
+MODEL_METADATA = Shape(
+    {"name": str, "platform": str},
+    {"versions": [str], "inputs": [TENSOR_METADATA], "outputs": [TENSOR_METADATA], "properties": dict},
+)
+MODEL_READY = Shape({"name": str, "ready": bool})
+RESPONSE_OUTPUT = Shape({"name": str, "shape": [int], "datatype": str, "data": list}, {"parameters": dict})
+INFERENCE_RESPONSE = Shape(
+    {"model_name": str, "outputs": [RESPONSE_OUTPUT]}, {"model_version": str, "id": str, "parameters": dict}
+)
+ERROR = Shape({"error": str})
+INFERENCE_REQUEST = {"id": "spec-1", "inputs": [GOOD]}
+
+# (method, path, status, the response object): {model} and {version} are the served ones. Each
+# is asked with and without a trailing slash.
+SPEC_ANSWERS = [
+    ("GET", "/v2/health/live", 200, None),  # the document gives no body for the health probes
+    ("GET", "/v2/health/ready", 200, None),
+    ("GET", "/v2/models/{model}/versions/{version}/ready", 200, MODEL_READY),
+    ("GET", "/v2/models/{model}/ready", 200, MODEL_READY),
+    ("GET", "/v2/", 200, SERVER_METADATA),  # inference_rest.md writes it `v2`: both forms are asked
+    ("GET", "/v2/models/{model}/versions/{version}", 200, MODEL_METADATA),
+    ("GET", "/v2/models/{model}", 200, MODEL_METADATA),
+    ("POST", "/v2/models/{model}/versions/{version}/infer", 200, INFERENCE_RESPONSE),
+    ("POST", "/v2/models/{model}/infer", 200, INFERENCE_RESPONSE),
+    ("POST", "/v2/models/{model}/versions/{version}/infer", 400, ERROR),
+    ("POST", "/v2/models/{model}/infer", 400, ERROR),
+]
+
+
+def spec_url(server: str, path: str, version: str, slash: bool) -> str:
+    """The URL of a spec path for the served model, with or without a trailing slash."""
+    path = path.format(model="iris", version=version).rstrip("/")
+    return f"http://{server}{path}{'/' if slash else ''}"
+
+
+@pytest.fixture(scope="module")
+def served_version(server: str) -> str:
+    return requests.get(f"http://{server}/v2/models/iris", timeout=10).json()["versions"][0]
+
+
+@pytest.mark.parametrize("slash", [False, True], ids=["no-slash", "slash"])
+@pytest.mark.parametrize(
+    ("method", "path", "status", "answer"), [pytest.param(*a, id=f"{a[0]} {a[1]} {a[2]}") for a in SPEC_ANSWERS]
+)
+def test_the_protocols_rest_document(
+    server: str, served_version: str, method: str, path: str, status: int, answer: Shape | None, slash: bool
+) -> None:
+    url = spec_url(server, path, served_version, slash)
+    body = INFERENCE_REQUEST if status == 200 else {"inputs": [{**GOOD, "shape": [2, 4]}]}
+    # allow_redirects=False: an answer must come on the URL asked, a redirect would lose a POST's body.
+    res = requests.request(method, url, json=body if method == "POST" else None, timeout=30, allow_redirects=False)
+    assert res.status_code == status, (url, res.status_code, res.text[:300])
+    if answer is not None:
+        assert res.headers["Content-Type"].startswith("application/json")
+        assert problems(res.json(), answer) == [], res.text[:500]
+    if answer is INFERENCE_RESPONSE:
+        assert res.json()["id"] == INFERENCE_REQUEST["id"]  # "if specified ... must be returned"
+
+
+@pytest.mark.parametrize("slash", [False, True], ids=["no-slash", "slash"])
+@pytest.mark.parametrize("path", sorted({p for _, p, _, _ in SPEC_ANSWERS}))
+def test_a_method_the_document_does_not_give_is_405_with_the_protocol_error(
+    server: str, served_version: str, path: str, slash: bool
+) -> None:
+    defined = {m for m, p, _, _ in SPEC_ANSWERS if p == path}
+    for method in {"TRACE", "DELETE", "PUT", "GET", "POST"} - defined:
+        res = requests.request(method, spec_url(server, path, served_version, slash), timeout=30, allow_redirects=False)
+        assert res.status_code == 405, (method, path, res.status_code, res.text[:200])
+        assert set(res.headers["Allow"].replace(" ", "").split(",")) >= defined
+        if method != "TRACE":  # some clients drop a TRACE answer's body; the status is the point
+            assert problems(res.json(), ERROR) == []
+
+
+def test_errors_of_the_metadata_paths_are_the_protocols_error_object(server: str) -> None:
+    # The document's error objects for server and model metadata: {"error": string}, a 4xx.
+    for url in ("/v2/models/lily", "/v2/models/lily/ready", "/v2/models/iris/versions/none", "/v2/nowhere/"):
+        res = requests.get(f"http://{server}{url}", timeout=10)
+        assert 400 <= res.status_code < 500 and problems(res.json(), ERROR) == [], (url, res.text)

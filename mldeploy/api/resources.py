@@ -12,7 +12,7 @@ from mldeploy.docs.playground import playground_response
 from mldeploy.http import request_context
 from mldeploy.http.auth import admin_required
 from mldeploy.http.jsonio import leaf_answers
-from mldeploy.http.readiness import Readiness
+from mldeploy.http.readiness import Readiness, retry_after
 from modeler.errors import FieldError, InvalidInput
 from modeler.modeler import Modeler
 
@@ -73,11 +73,10 @@ class Ready(Resource):
 
     def get(self) -> tuple[dict, int] | tuple[dict, int, dict]:
         """Readiness, for load balancers and orchestrators."""
-        ready, reason = self.readiness.check()
-        if ready:
-            return {"status": "ready", MODEL_VERSION: self.readiness.modeler.version}, 200
-        retry = {"Retry-After": str(current_app.config["RETRY_AFTER"])}
-        return {"status": "not ready", "message": f"Model not ready: {reason}"}, 503, retry
+        answer = self.readiness.answer()
+        if answer.ready:
+            return {"status": "ready", MODEL_VERSION: answer.version}, 200
+        return {"status": "not ready", "message": answer.message}, 503, retry_after()
 
 
 class ModelInfo(Resource):

@@ -1,11 +1,11 @@
 """The OpenAPI 3.1 description of the service, served at ``/openapi.json``.
 
-:data:`OPERATIONS` is the table of documented routes: documenting a new route is one entry there,
-an :class:`Operation` naming its success answer and the error statuses it can give. Statuses that
-follow from the configuration are added by :func:`build_spec` itself: 401 on protected routes when
-``MLDEPLOY_API_KEYS`` is set, 401/403 on admin routes, 429 when ``MLDEPLOY_RATE_LIMIT`` is set,
-and 413 on routes that read a body. ``tests/test_openapi.py`` fails when a route registered in
-the app has no entry here, or an entry has no route.
+Its paths come from the route table (:data:`mldeploy.routes.ROUTES`): each route names one
+:class:`Operation` per method, defined here, saying its success answer and the error statuses it
+can give. Statuses that follow from the configuration are added by :func:`build_spec` itself: 401
+on protected routes when ``MLDEPLOY_API_KEYS`` is set, 401 on admin routes (and 403 while
+``MLDEPLOY_ADMIN_KEY`` is unset), 429 when ``MLDEPLOY_RATE_LIMIT`` is set, and 400/413/415 on
+routes that read a body.
 
 The row schemas come from the served model's metadata (its feature names), so a model trained on
 other columns is documented with its own.
@@ -16,25 +16,29 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+import mldeploy
 from mldeploy.api.annotations import EXPLAIN, FALSE, TRUE
 from mldeploy.api.v2.protocol import is_v2
 from mldeploy.http import auth
+from mldeploy.http.auth import Access
 from modeler.validation import FLOAT32_MAX
+
+if TYPE_CHECKING:
+    from mldeploy.routes import Route
 
 OPENAPI_VERSION = "3.1.0"
 TITLE = "mldeploy"
-API_VERSION = "1.0.0"
 SECURITY_SCHEME = "bearerAuth"
 ADMIN_SCHEME = "adminAuth"
 JSON = "application/json"
 BINARY = "application/octet-stream"
-READINESS_503 = {"/ready": "NotReady", "/v2/health/ready": "V2NotReady"}
 
 REASONS = {
     400: "Invalid input: malformed JSON, or fields that are missing, unknown, not numbers, not finite",
     401: "No valid bearer key (the answer carries WWW-Authenticate)",
-    403: "Admin endpoints are disabled: MLDEPLOY_ADMIN_KEY is not set",
+    403: "Admin endpoints are disabled: MLDEPLOY_ADMIN_KEY is not set (a key was sent, none can pass)",
     404: "Not found",
     409: "The model folder's state refuses it: read-only, or a corrupt or incompatible version",
     413: "Body over MLDEPLOY_MAX_CONTENT_LENGTH bytes, or a batch over MLDEPLOY_MAX_BATCH_ROWS rows",
@@ -51,31 +55,26 @@ def ref(name: str) -> dict:
 
 @dataclass(frozen=True)
 class Operation:
-    """One documented method of one route.
+    """How one method of one route is documented.
 
-    ``ok`` is the schema of the 200 answer, of media type ``ok_content`` (``ok_binary`` adds an
-    ``application/octet-stream`` form); ``errors`` lists the statuses the route itself can give;
-    ``body`` is the JSON request body's schema; ``query`` the query parameters (path parameters
-    are read from the path). ``access`` is ``"open"`` (never needs a key), ``"api"`` (needs one of
-    ``MLDEPLOY_API_KEYS`` when set) or ``"admin"`` (needs ``MLDEPLOY_ADMIN_KEY``).
+    ``ok`` is the schema of the success answer (status ``ok_status``), of media type
+    ``ok_content`` (``ok_binary`` adds an ``application/octet-stream`` form); ``errors`` lists the
+    statuses the route itself can give, ``error_bodies`` the schema of any that answers a body of
+    its own; ``body`` is the JSON request body's schema; ``query`` the query parameters (path
+    parameters are read from the path). Who may call it is the route's (``Route.access``).
     """
 
     summary: str
     ok: dict
     errors: Sequence[int] = ()
     body: dict | None = None
-    access: str = "api"
     ok_content: str = JSON
     description: str = ""
     query: Sequence[dict] = field(default_factory=tuple)
     ok_binary: bool = False
     ok_status: int = 200
     body_required: bool = True
-
-
-# ---- the routes ---------------------------------------------------------------------------------
-
-DOCS_PAGE = Operation("Swagger UI for this document", ok={"type": "string"}, ok_content="text/html", access="open")
+    error_bodies: Mapping[int, str] = field(default_factory=dict)
 
 
 def flag_pattern(words: Iterable[str]) -> str:
@@ -91,103 +90,78 @@ EXPLAIN_PARAMETER = {
     "description": "true (or 1, yes, on, or no value) adds each row's decision path as `Explanation`",
     "schema": {"type": "string", "pattern": flag_pattern(TRUE | FALSE)},
 }
-# Open Inference Protocol (KServe V2): each model route also exists under /versions/{model_version}.
-V2_MODEL = "/v2/models/{model_name}"
-V2_VERSION = "/versions/{model_version}"
 
 
-def v2_model_route(suffix: str, method: str, op: Operation) -> dict[str, dict[str, Operation]]:
-    """``op`` at ``/v2/models/{model_name}<suffix>`` and at its ``/versions/{model_version}`` form."""
-    return {V2_MODEL + suffix: {method: op}, V2_MODEL + V2_VERSION + suffix: {method: op}}
+# ---- the operations (the route table in mldeploy/routes.py says which route has which) ---------
 
-
-OPERATIONS: dict[str, dict[str, Operation]] = {
-    "/predict": {
-        "post": Operation(
-            "Predict one row or a batch",
-            ok={"oneOf": [ref("Prediction"), ref("BatchPrediction")]},
-            errors=(400, 415, 503),
-            body=ref("PredictRequest"),
-            query=(EXPLAIN_PARAMETER,),
-            description="One row (named features, or `features` in feature order) answers one prediction; "
-            "a batch (an array of rows, or `instances`) answers `Predictions` in input order. A row with a "
-            "feature outside its training range also gets `Warnings`.",
-        )
-    },
-    "/": {"get": Operation("The playground page", ok={"type": "string"}, ok_content="text/html", access="open")},
-    "/model/versions": {"get": Operation("Saved versions, oldest first, the current one marked", ok=ref("Versions"))},
-    "/model/train": {
-        "post": Operation(
-            "Train a new version and make it current (admin)",
-            ok=ref("ModelMetadata"),
-            ok_status=201,
-            errors=(400, 409, 503),
-            body=ref("TrainRequest"),
-            body_required=False,
-            access="admin",
-            description='Optional body `{"params": {tree parameter: value}}` (DecisionTreeClassifier '
-            "parameters; unknown or invalid ones are a 400 naming each). 409 when the model folder is "
-            "read-only.",
-        )
-    },
-    "/model/activate": {
-        "post": Operation(
-            "Make a saved version current: a rollback (admin)",
-            ok=ref("ModelMetadata"),
-            errors=(400, 404, 409, 503),
-            body=ref("ActivateRequest"),
-            access="admin",
-            description="404 for an unknown version; 409 for a corrupt one, one saved by another "
-            "scikit-learn, or a read-only model folder.",
-        )
-    },
-    "/health": {"get": Operation("Liveness: the process answers", ok=ref("Health"), access="open")},
-    "/ready": {
-        "get": Operation(
-            "Readiness: the model is loaded",
-            ok=ref("Ready"),
-            errors=(503,),
-            access="open",
-            description="503 (with the reason and Retry-After) until the model is loaded or trained.",
-        )
-    },
-    "/model": {"get": Operation("Metadata of the model version being served", ok=ref("ModelMetadata"), errors=(503,))},
-    "/metrics": {"get": Operation("Prometheus metrics", ok={"type": "string"}, ok_content="text/plain", access="open")},
-    "/openapi.json": {"get": Operation("This document", ok={"type": "object"}, access="open")},
-    "/docs": {"get": DOCS_PAGE},
-    "/docs/": {"get": DOCS_PAGE},
-    "/docs/{path}": {
-        "get": Operation(
-            "Swagger UI's static files (bundled with flask-swagger-ui, served from this host)",
-            ok={},
-            ok_content="*/*",
-            errors=(404,),
-            access="open",
-        )
-    },
-    "/v2": {"get": Operation("Open Inference Protocol: server metadata", ok=ref("V2ServerMetadata"))},
-    "/v2/health/live": {"get": Operation("Open Inference Protocol: liveness", ok=ref("V2Live"), access="open")},
-    "/v2/health/ready": {
-        "get": Operation("Open Inference Protocol: readiness", ok=ref("V2Ready"), errors=(503,), access="open")
-    },
-    **v2_model_route("", "get", Operation("Model metadata", ok=ref("V2ModelMetadata"), errors=(404, 503))),
-    **v2_model_route("/ready", "get", Operation("Model readiness", ok=ref("V2ModelReady"), errors=(404, 503))),
-    **v2_model_route(
-        "/infer",
-        "post",
-        Operation(
-            "Inference with tensors",
-            ok=ref("V2InferenceResponse"),
-            ok_binary=True,
-            errors=(400, 404, 503),
-            body=ref("V2InferenceRequest"),
-            description="One FP32/FP64 tensor of shape [N, n_features] in feature order, or one tensor per "
-            "feature of shape [N]; outputs `label` (BYTES [N]) and `probabilities` (FP64 [N, n_classes]). "
-            "The binary tensor extension (`Inference-Header-Content-Length`, then raw little-endian bytes) "
-            "is accepted too, and answered as `application/octet-stream` when asked for.",
-        ),
-    ),
-}
+PREDICT = Operation(
+    "Predict one row or a batch",
+    ok={"oneOf": [ref("Prediction"), ref("BatchPrediction")]},
+    errors=(400, 415, 503),
+    body=ref("PredictRequest"),
+    query=(EXPLAIN_PARAMETER,),
+    description="One row (named features, or `features` in feature order) answers one prediction; "
+    "a batch (an array of rows, `instances`, or `columns` with `data`) answers `Predictions` in input "
+    "order. A row with a feature outside its training range also gets `Warnings`.",
+)
+PLAYGROUND = Operation("The playground page", ok={"type": "string"}, ok_content="text/html")
+VERSIONS = Operation("Saved versions, oldest first, the current one marked", ok=ref("Versions"))
+TRAIN = Operation(
+    "Train a new version and make it current (admin)",
+    ok=ref("ModelMetadata"),
+    ok_status=201,
+    errors=(400, 409, 503),
+    body=ref("TrainRequest"),
+    body_required=False,
+    description='Optional body `{"params": {tree parameter: value}}` (DecisionTreeClassifier '
+    "parameters; unknown or invalid ones are a 400 naming each). 409 when the model folder is "
+    "read-only.",
+)
+ACTIVATE = Operation(
+    "Make a saved version current: a rollback (admin)",
+    ok=ref("ModelMetadata"),
+    errors=(400, 404, 409, 503),
+    body=ref("ActivateRequest"),
+    description="404 for an unknown version; 409 for a corrupt one, one saved by another "
+    "scikit-learn, or a read-only model folder.",
+)
+HEALTH = Operation("Liveness: the process answers", ok=ref("Health"))
+READY = Operation(
+    "Readiness: the model is loaded",
+    ok=ref("Ready"),
+    errors=(503,),
+    error_bodies={503: "NotReady"},
+    description="503 (with the reason and Retry-After) until the model is loaded or trained.",
+)
+MODEL = Operation("Metadata of the model version being served", ok=ref("ModelMetadata"), errors=(503,))
+METRICS = Operation("Prometheus metrics", ok={"type": "string"}, ok_content="text/plain")
+SPEC = Operation("This document", ok={"type": "object"})
+DOCS_PAGE = Operation("Swagger UI for this document", ok={"type": "string"}, ok_content="text/html")
+DOCS_ASSET = Operation(
+    "Swagger UI's static files (bundled with flask-swagger-ui, served from this host)",
+    ok={},
+    ok_content="*/*",
+    errors=(404,),
+)
+# Open Inference Protocol (KServe V2). Each path also answers with a trailing slash.
+V2_SERVER = Operation("Open Inference Protocol: server metadata", ok=ref("V2ServerMetadata"))
+V2_LIVE = Operation("Open Inference Protocol: liveness", ok=ref("V2Live"))
+V2_READY = Operation(
+    "Open Inference Protocol: readiness", ok=ref("V2Ready"), errors=(503,), error_bodies={503: "V2NotReady"}
+)
+V2_MODEL = Operation("Model metadata", ok=ref("V2ModelMetadata"), errors=(404, 503))
+V2_MODEL_READY = Operation("Model readiness", ok=ref("V2ModelReady"), errors=(404, 503))
+V2_INFER = Operation(
+    "Inference with tensors",
+    ok=ref("V2InferenceResponse"),
+    ok_binary=True,
+    errors=(400, 404, 503),
+    body=ref("V2InferenceRequest"),
+    description="One FP32/FP64 tensor of shape [N, n_features] in feature order, or one tensor per "
+    "feature of shape [N]; outputs `label` (BYTES [N]) and `probabilities` (FP64 [N, n_classes]). "
+    "The binary tensor extension (`Inference-Header-Content-Length`, then raw little-endian bytes) "
+    "is accepted too, and answered as `application/octet-stream` when asked for.",
+)
 
 
 # ---- schemas ------------------------------------------------------------------------------------
@@ -208,10 +182,25 @@ def data_schemas(features: Sequence[str] | None, max_rows: int) -> dict[str, dic
             "additionalProperties": False,
         }
         values = {"type": "array", "items": number_schema(), "minItems": len(features), "maxItems": len(features)}
+        # Every feature once, in any order: then each data row holds one value per feature.
+        columns = {
+            "type": "array",
+            "items": {"enum": list(features)},
+            "uniqueItems": True,
+            "minItems": len(features),
+            "maxItems": len(features),
+        }
     else:  # model not loaded yet: the shapes without the names
         row = {"type": "object", "additionalProperties": number_schema(), "minProperties": 1}
         values = {"type": "array", "items": number_schema(), "minItems": 1}
-    batch = {"type": "array", "minItems": 1, "maxItems": max_rows}
+        columns = {"type": "array", "items": {"type": "string"}, "uniqueItems": True, "minItems": 1}
+    # The row limit is the operator's setting, answered with 413 (Content Too Large) like the byte
+    # limit: said in words rather than as maxItems, which would promise the 400 of a schema violation.
+    batch = {
+        "type": "array",
+        "minItems": 1,
+        "description": f"At most {max_rows} rows (MLDEPLOY_MAX_BATCH_ROWS); a larger batch answers 413",
+    }
     probabilities = {"type": "object", "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}}
     warnings = {
         "type": "array",
@@ -243,6 +232,13 @@ def data_schemas(features: Sequence[str] | None, max_rows: int) -> dict[str, dic
                     "type": "object",
                     "properties": {"instances": {**batch, "items": {"anyOf": [ref("Row"), ref("FeatureValues")]}}},
                     "required": ["instances"],
+                    "additionalProperties": False,
+                },
+                {
+                    "type": "object",
+                    "description": "A batch column-wise: the names once, then each row's values in their order",
+                    "properties": {"columns": columns, "data": {**batch, "items": ref("FeatureValues")}},
+                    "required": ["columns", "data"],
                     "additionalProperties": False,
                 },
             ]
@@ -384,7 +380,8 @@ def data_schemas(features: Sequence[str] | None, max_rows: int) -> dict[str, dic
                         "properties": {
                             "name": {"type": "string"},
                             "datatype": {"enum": ["FP32", "FP64"]},
-                            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+                            # No dimension is 0: an empty batch is refused (400), as on /predict.
+                            "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
                             "data": {"type": "array"},
                             "parameters": {"type": "object"},
                         },
@@ -472,16 +469,16 @@ def error_response(status: int, schema: str = "Error", headers: Mapping[str, dic
     }
 
 
-def security_scheme(op: Operation, config: Mapping[str, object]) -> str | None:
-    """The bearer scheme ``op`` needs under ``config``; None when it needs no key."""
-    if op.access == "admin":
+def security_scheme(access: Access, config: Mapping[str, object]) -> str | None:
+    """The bearer scheme a route of ``access`` needs under ``config``; None when it needs no key."""
+    if access is Access.ADMIN:
         return ADMIN_SCHEME
-    if op.access == "api" and auth.api_keys(config):
+    if access is Access.API and auth.api_keys(config):
         return SECURITY_SCHEME
     return None
 
 
-def responses_of(path: str, op: Operation, config: Mapping[str, object]) -> dict:
+def responses_of(path: str, op: Operation, access: Access, config: Mapping[str, object]) -> dict:
     """Every answer ``op`` can give under ``config``."""
     content = {op.ok_content: {"schema": op.ok}}
     if op.ok_binary:
@@ -490,20 +487,23 @@ def responses_of(path: str, op: Operation, config: Mapping[str, object]) -> dict
     statuses = set(op.errors)
     if op.body is not None:
         statuses |= {400, 413, 415}
-    scheme = security_scheme(op, config)
-    if scheme is not None:
+    if security_scheme(access, config) is not None:
         statuses.add(401)
-    if scheme == ADMIN_SCHEME:
-        statuses.add(403)  # no admin key set
-    if config.get("RATE_LIMIT") and op.access != "open" and not auth.is_open(path):
+    if access is Access.ADMIN and not config.get("ADMIN_KEY"):
+        statuses.add(403)  # a key was sent, but no admin key is set for it to match
+    if config.get("RATE_LIMIT") and access is not Access.OPEN:
         statuses.add(429)
     # The Open Inference Protocol's routes answer errors as {"error": ...} (mldeploy.http.errors).
     error_schema = "V2Error" if is_v2(path) else "Error"
     for status in sorted(statuses):
-        # Readiness answers its own body when not ready.
-        schema = READINESS_503.get(path, error_schema) if status == 503 else error_schema
+        schema = op.error_bodies.get(status, error_schema)
         responses[str(status)] = error_response(status, schema, ERROR_HEADERS.get(status))
     return responses
+
+
+def openapi_path(rule: str) -> str:
+    """A Flask rule as an OpenAPI path: ``/v2/models/<string:model_name>`` is ``/v2/models/{model_name}``."""
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
 
 
 def path_parameter(name: str, known: Mapping[str, Sequence[str]]) -> dict:
@@ -515,14 +515,19 @@ def path_parameter(name: str, known: Mapping[str, Sequence[str]]) -> dict:
 
 
 def operation_object(
-    path: str, method: str, op: Operation, config: Mapping[str, object], known: Mapping[str, Sequence[str]]
+    path: str,
+    method: str,
+    op: Operation,
+    access: Access,
+    config: Mapping[str, object],
+    known: Mapping[str, Sequence[str]],
 ) -> dict:
     """The OpenAPI operation object for one documented method."""
     doc: dict = {
         # Unique per path and method, even for /docs and /docs/.
         "operationId": method + re.sub(r"[^A-Za-z0-9]", "_", path),
         "summary": op.summary,
-        "responses": responses_of(path, op, config),
+        "responses": responses_of(path, op, access, config),
     }
     if op.description:
         doc["description"] = op.description
@@ -531,27 +536,38 @@ def operation_object(
         doc["parameters"] = parameters
     if op.body is not None:
         doc["requestBody"] = {"required": op.body_required, "content": {JSON: {"schema": op.body}}}
-    scheme = security_scheme(op, config)
+    scheme = security_scheme(access, config)
     doc["security"] = [{scheme: []}] if scheme else []
     return doc
 
 
-def build_spec(config: Mapping[str, object], features: Sequence[str] | None = None, version: str | None = None) -> dict:
-    """The OpenAPI 3.1 document for an app with ``config`` serving the model ``version`` with
-    ``features`` (both None while no model is loaded)."""
+def build_spec(
+    config: Mapping[str, object],
+    routes: Iterable[Route],
+    features: Sequence[str] | None = None,
+    version: str | None = None,
+) -> dict:
+    """The OpenAPI 3.1 document of ``routes`` for an app with ``config`` serving the model
+    ``version`` with ``features`` (both None while no model is loaded)."""
     known = {"model_name": [str(config.get("MODEL_NAME", ""))], "model_version": [version] if version else []}
+    paths: dict[str, dict] = {}
+    for route in routes:
+        path = openapi_path(route.path)
+        paths[path] = {
+            method: operation_object(path, method, op, route.access, config, known)
+            for method, op in route.operations.items()
+        }
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": TITLE,
-            "version": API_VERSION,
+            # One version for the package, this document and the Open Inference Protocol's /v2.
+            "version": mldeploy.__version__,
             "description": "Predictions from a scikit-learn DecisionTree over HTTP. Every error is JSON "
-            "with a `message`; bad input also lists each problem's row, field and problem.",
+            "with a `message`; bad input also lists each problem's row, field and problem. Every /v2 "
+            "path also answers with a trailing slash (the Open Inference Protocol writes `/v2/`).",
         },
-        "paths": {
-            path: {method: operation_object(path, method, op, config, known) for method, op in methods.items()}
-            for path, methods in OPERATIONS.items()
-        },
+        "paths": paths,
         "components": {
             "schemas": data_schemas(features, int(config.get("MAX_BATCH_ROWS", 10_000))),
             "securitySchemes": {

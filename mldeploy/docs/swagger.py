@@ -2,21 +2,29 @@
 
 flask-swagger-ui bundles Swagger UI's files in its wheel and serves them from this host, so the
 page loads with no network; its default online validator badge is switched off for the same
-reason.
+reason. The route table (``mldeploy.routes``) binds these views and the blueprint to their paths.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-from flask import Flask, Response, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from mldeploy.docs.openapi import build_spec
 from mldeploy.http.readiness import Readiness
 
+if TYPE_CHECKING:
+    from mldeploy.routes import Route
+
 SPEC_PATH = "/openapi.json"
 DOCS_PATH = "/docs"
+BLUEPRINT_NAME = "docs"
+# app.extensions key of the function that returns the document's bytes.
+EXTENSION = "mldeploy_openapi"
 # Swagger UI options: no call to the online validator, no link leaving the host.
 SWAGGER_CONFIG = {
     "app_name": "mldeploy API",
@@ -27,25 +35,37 @@ SWAGGER_CONFIG = {
 }
 
 
-def init_app(app: Flask, readiness: Readiness) -> None:
-    """Serve the spec and the Swagger UI page (``/docs`` and its static files under ``/docs/``)."""
+def docs_blueprint() -> Blueprint:
+    """flask-swagger-ui's blueprint: the page at ``/docs/``, its files at ``/docs/<path:path>``."""
+    return get_swaggerui_blueprint(DOCS_PATH, SPEC_PATH, config=SWAGGER_CONFIG, blueprint_name=BLUEPRINT_NAME)
+
+
+def docs_page() -> Response:
+    """``GET /docs``: the page the blueprint serves at ``/docs/``, rather than a redirect to it."""
+    return current_app.view_functions[f"{BLUEPRINT_NAME}.show"]()
+
+
+def openapi_json() -> Response:
+    """``GET /openapi.json``: the document, built once per model version."""
+    body: Callable[[], bytes] = current_app.extensions[EXTENSION]
+    return current_app.response_class(body(), mimetype=current_app.json.mimetype)
+
+
+def init_app(app: Flask, readiness: Readiness, routes: Iterable[Route]) -> None:
+    """Describe ``routes`` at ``/openapi.json`` (the table registers the view itself)."""
+    routes = tuple(routes)
 
     @functools.lru_cache(maxsize=1)
     def spec_json(features: tuple[str, ...] | None, version: str | None) -> bytes:
         # The document depends on the config, fixed once the app is built, and on the served
         # model: built and serialised once per model version, not on every request.
-        return jsonify(build_spec(app.config, features, version)).get_data()
+        return jsonify(build_spec(app.config, routes, features, version)).get_data()
 
-    def openapi_json() -> Response:
+    def body() -> bytes:
         modeler = readiness.modeler
         # Never load or train for the docs: the schemas name the features and the version once
         # they are known.
         model = modeler.ensure_ready() if modeler.is_ready else None
-        body = spec_json(model.features, model.version) if model else spec_json(None, None)
-        return app.response_class(body, mimetype=app.json.mimetype)
+        return spec_json(model.features, model.version) if model else spec_json(None, None)
 
-    app.add_url_rule(SPEC_PATH, "openapi", openapi_json, methods=["GET"])
-    blueprint = get_swaggerui_blueprint(DOCS_PATH, SPEC_PATH, config=SWAGGER_CONFIG, blueprint_name="docs")
-    app.register_blueprint(blueprint)
-    # The blueprint serves the page at /docs/; /docs answers the same page rather than a redirect.
-    app.add_url_rule(DOCS_PATH, "docs_page", app.view_functions["docs.show"], methods=["GET"])
+    app.extensions[EXTENSION] = body

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from flask import Flask
 
+from mldeploy import routes
 from mldeploy.docs import swagger
 from mldeploy.http import (
     auth,
@@ -19,7 +20,6 @@ from mldeploy.http import (
     security_headers,
 )
 from mldeploy.http.readiness import Readiness
-from mldeploy.routes import register_routes
 from mldeploy.settings import FIELDS, Settings, SettingsError, load_settings, make_modeler
 from modeler.modeler import Modeler
 
@@ -44,9 +44,10 @@ def create_app(config: Mapping[str, object] | Settings | None = None, modeler: M
 
     # Order matters: before_request hooks run in this order (request id first, then the key
     # check, then the rate limit), after_request hooks in reverse (the log line last).
+    # The route table says how each route is counted and who may call it.
     request_log.init_app(app)
-    metrics.init_app(app, modeler)
-    auth.init_app(app)
+    metrics.init_app(app, modeler, routes.endpoint_labels())
+    auth.init_app(app, routes.access_by_rule())
     rate_limit.init_app(app)
     errors.init_app(app)
     json_limits.init_app(app)  # request.get_json() nests no deeper than the body reader allows
@@ -57,8 +58,8 @@ def create_app(config: Mapping[str, object] | Settings | None = None, modeler: M
     # Flask-RESTful writes responses with its own stdlib output_json unless told otherwise.
     api.representation("application/json")(jsonio.output_json)
     app.extensions[API_EXTENSION] = api
-    register_routes(api, modeler, readiness)
-    swagger.init_app(app, readiness)
+    routes.register(app, api, modeler, readiness)
+    swagger.init_app(app, readiness, routes.ROUTES)
 
     if settings.warmup:
         readiness.start_warmup()

@@ -1,8 +1,12 @@
-"""Bearer-key checks for protected endpoints. Keys come only from the Authorization header
-(never the query string, where they would land in access logs) and are compared in constant time."""
+"""Bearer-key checks, driven by each route's :class:`Access` in the route table (``mldeploy.routes``).
+
+Keys come only from the Authorization header (never the query string, where they would land in
+access logs) and are compared in constant time.
+"""
 
 from __future__ import annotations
 
+import enum
 import functools
 import hmac
 from collections.abc import Callable, Mapping
@@ -15,12 +19,17 @@ F = TypeVar("F", bound=Callable)
 
 BEARER = "Bearer "
 REALM = 'Bearer realm="mldeploy"'
+# app.extensions key of {Flask rule: Access}, the route table's say on who may call each route.
+EXTENSION = "mldeploy_access"
+ADMIN_DISABLED = "Admin endpoints are disabled: set MLDEPLOY_ADMIN_KEY to enable them"
 
-# Routes that stay open when MLDEPLOY_API_KEYS is set: probes, metrics, the API description and
-# the pages that carry their own key field. Every other route needs a key (deny by default, so a
-# new route is protected without anyone remembering to).
-OPEN_PATHS = frozenset({"/", "/health", "/ready", "/metrics", "/openapi.json"})
-OPEN_PREFIXES = ("/docs", "/v2/health/")
+
+class Access(enum.StrEnum):
+    """Who may call a route."""
+
+    OPEN = "open"  # anyone, even with MLDEPLOY_API_KEYS set: probes, metrics, the docs
+    API = "api"  # one of MLDEPLOY_API_KEYS when set (or the admin key); the default
+    ADMIN = "admin"  # MLDEPLOY_ADMIN_KEY only
 
 
 class BearerRequired(Unauthorized):
@@ -45,16 +54,26 @@ def key_matches(presented: str | None, accepted: list[str]) -> bool:
     return any([hmac.compare_digest(given, key.encode()) for key in accepted])
 
 
+def check_admin_key() -> None:
+    """401 unless the request carries ``Authorization: Bearer <MLDEPLOY_ADMIN_KEY>``; 403 when
+    it carries a key while no admin key is set (no key could ever pass)."""
+    admin_key = current_app.config.get("ADMIN_KEY")
+    presented = presented_key()
+    if not admin_key:
+        # No credentials at all is a 401 whatever the configuration; a key that cannot pass is 403.
+        if presented is None:
+            raise BearerRequired(f"{ADMIN_DISABLED}, then send Authorization: Bearer <MLDEPLOY_ADMIN_KEY>")
+        raise Forbidden(ADMIN_DISABLED)
+    if not key_matches(presented, [str(admin_key)]):
+        raise BearerRequired("Admin endpoint: send Authorization: Bearer <MLDEPLOY_ADMIN_KEY>")
+
+
 def admin_required(method: F) -> F:
-    """Resource method decorator: needs ``Authorization: Bearer <MLDEPLOY_ADMIN_KEY>``."""
+    """Resource method decorator for a route outside the route table: the admin key's check."""
 
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
-        admin_key = current_app.config.get("ADMIN_KEY")
-        if not admin_key:
-            raise Forbidden("Admin endpoints are disabled: set MLDEPLOY_ADMIN_KEY to enable them")
-        if not key_matches(presented_key(), [str(admin_key)]):
-            raise BearerRequired("Admin endpoint: send Authorization: Bearer <MLDEPLOY_ADMIN_KEY>")
+        check_admin_key()
         return method(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -69,18 +88,30 @@ def api_keys(config: Mapping[str, object]) -> list[str]:
     return [key for key in (str(item).strip() for item in items) if key]
 
 
-def is_open(path: str) -> bool:
-    """Whether ``path`` is served without an API key."""
-    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+def request_access() -> Access:
+    """Who may call the current request's route. A route outside the table needs a key (deny by
+    default, so a route added by hand is protected without anyone remembering to)."""
+    rule = request.url_rule
+    if rule is None:
+        return Access.API
+    return current_app.extensions[EXTENSION].get(rule.rule, Access.API)
 
 
-def check_api_key() -> None:
-    """``before_request``: with API keys set, every non-open route needs one of them (or the
-    admin key, so admin calls need one header only)."""
-    keys = api_keys(current_app.config)
+def check_access() -> None:
+    """``before_request``: the key check the route's access asks for. With API keys set, an API
+    route takes one of them or the admin key, so admin calls need one header only."""
     # Unknown paths and wrong methods still answer 404/405: they reveal no data. Nor does OPTIONS
     # (Flask answers it with the Allow header), and a browser's CORS preflight never has a key.
-    if not keys or request.routing_exception is not None or is_open(request.path) or request.method == "OPTIONS":
+    if request.routing_exception is not None or request.method == "OPTIONS":
+        return
+    access = request_access()
+    if access is Access.OPEN:
+        return
+    if access is Access.ADMIN:
+        check_admin_key()
+        return
+    keys = api_keys(current_app.config)
+    if not keys:
         return
     admin_key = current_app.config.get("ADMIN_KEY")
     accepted = [*keys, str(admin_key)] if admin_key else keys
@@ -88,6 +119,7 @@ def check_api_key() -> None:
         raise BearerRequired("Send Authorization: Bearer <key> with one of the MLDEPLOY_API_KEYS")
 
 
-def init_app(app: Flask) -> None:
-    """Check API keys before every request."""
-    app.before_request(check_api_key)
+def init_app(app: Flask, access: Mapping[str, Access]) -> None:
+    """Check keys before every request, by ``access``: ``{Flask rule: Access}`` from the route table."""
+    app.extensions[EXTENSION] = dict(access)
+    app.before_request(check_access)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import collections
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -24,6 +24,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from mldeploy.api import payload
 from mldeploy.http import request_context
@@ -96,10 +97,32 @@ def _field_label(field: str | None, known: frozenset[str]) -> str:
     return field if field in known else OTHER_FIELD
 
 
-def observe(response: Response, modeler: Modeler) -> Response:
+def matched_rule() -> str | None:
+    """The rule the request's path matched, also when its method did not (a 405)."""
+    if request.url_rule is not None:
+        return request.url_rule.rule
+    error = request.routing_exception
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        # Match the path again with a method the route has: same rule, without the 405.
+        adapter = current_app.url_map.bind_to_environ(request.environ)
+        try:
+            rule, _ = adapter.match(method=error.valid_methods[0], return_rule=True)
+        except HTTPException:  # cannot happen for a path that just matched; count it unmatched
+            return None
+        return rule.rule
+    return None
+
+
+def endpoint_label(endpoints: Mapping[str, str]) -> str:
+    """The ``endpoint`` label: the route's path (an alias such as a trailing-slash form counts as
+    its route, through ``endpoints``), or UNMATCHED for a path no route has."""
+    rule = matched_rule()
+    return UNMATCHED if rule is None else endpoints.get(rule, rule)
+
+
+def observe(response: Response, modeler: Modeler, endpoints: Mapping[str, str]) -> Response:
     """``after_request``: count the request, its latency, its predictions or its bad fields."""
-    rule = request.url_rule
-    labels = (request.method, rule.rule if rule else UNMATCHED, str(response.status_code))
+    labels = (request.method, endpoint_label(endpoints), str(response.status_code))
     REQUESTS.labels(*labels).inc()
     LATENCY.labels(*labels).observe(request_context.elapsed_seconds())
     result = request_context.inference()
@@ -131,10 +154,10 @@ def serve_metrics() -> Response:
     return Response(exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
-def init_app(app: Flask, modeler: Modeler) -> None:
-    """Count every request, subscribe to the model's events and serve ``/metrics``."""
-    app.after_request(lambda response: observe(response, modeler))
+def init_app(app: Flask, modeler: Modeler, endpoints: Mapping[str, str]) -> None:
+    """Count every request (``endpoints`` maps each alias rule to its route's) and subscribe to
+    the model's events; the route table serves ``/metrics`` with :func:`serve_metrics`."""
+    app.after_request(lambda response: observe(response, modeler, endpoints))
     modeler.subscribe(on_model_event)
     if modeler.is_ready:
         note_version(modeler.version)
-    app.add_url_rule(METRICS_PATH, "metrics", serve_metrics, methods=["GET"])

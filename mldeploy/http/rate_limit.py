@@ -27,7 +27,7 @@ def client_key() -> str:
 def exempt() -> bool:
     """Open routes are never limited, nor OPTIONS: a CORS preflight is the browser's own request
     (counting it would halve a page's allowance) and a 429 to it blocks the call it asks for."""
-    return auth.is_open(request.path) or request.method == "OPTIONS"
+    return request.method == "OPTIONS" or auth.request_access() is auth.Access.OPEN
 
 
 def init_app(app: Flask) -> Limiter | None:

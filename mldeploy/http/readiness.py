@@ -4,11 +4,33 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
+
+from flask import current_app
 
 from modeler.errors import ModelNotReady
 from modeler.modeler import Modeler
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReadinessAnswer:
+    """What every readiness probe answers: ready with the version served, or why not."""
+
+    ready: bool
+    version: str | None = None
+    reason: str | None = None
+
+    @property
+    def message(self) -> str:
+        """The reason as probes and errors word it."""
+        return f"Model not ready: {self.reason}"
+
+
+def retry_after() -> dict[str, str]:
+    """The header a not-ready answer carries: when to ask again (``MLDEPLOY_RETRY_AFTER``)."""
+    return {"Retry-After": str(current_app.config["RETRY_AFTER"])}
 
 
 class Readiness:
@@ -44,3 +66,11 @@ class Readiness:
         if self.warm_up():
             return True, None
         return False, self.error
+
+    def answer(self) -> ReadinessAnswer:
+        """The one readiness answer behind ``/ready``, ``/v2/health/ready`` and
+        ``/v2/models/<name>/ready``; each only words it in its protocol."""
+        ready, reason = self.check()
+        if ready:
+            return ReadinessAnswer(True, version=self.modeler.version)
+        return ReadinessAnswer(False, reason=reason or "the model is loading")

@@ -101,6 +101,15 @@ def _shape(tensor: dict, name: str) -> tuple[int, ...]:
     return tuple(shape)
 
 
+def _reshaped(values: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """``values`` in ``shape``. A shape with a 0 holds no values whatever its other dimensions, but
+    numpy still refuses dimensions whose product overflows: that is the client's shape, a 400."""
+    try:
+        return values.reshape(shape)
+    except ValueError as exc:
+        raise bad(f"shape {list(shape)} is too large", name) from exc
+
+
 def _tensor(tensor: object, binary: bytes, offset: int) -> tuple[str, np.ndarray, int]:
     """One input as ``(name, float64 array of its shape, offset after its binary data)``."""
     if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
@@ -118,7 +127,7 @@ def _tensor(tensor: object, binary: bytes, offset: int) -> tuple[str, np.ndarray
         if type(size) is not int or size != expected or offset + size > len(binary):
             raise bad(f"binary_data_size must be {expected} bytes for shape {list(shape)}, within the body", name)
         values = np.frombuffer(binary, dtype=DTYPES[datatype], count=count, offset=offset)
-        return name, values.astype(np.float64).reshape(shape), offset + size
+        return name, _reshaped(values.astype(np.float64), shape, name), offset + size
     if "data" not in tensor:
         raise bad("no data: send 'data' or binary data with parameters.binary_data_size", name)
     flat = _flat_numbers(tensor["data"], name)
@@ -131,7 +140,7 @@ def _tensor(tensor: object, binary: bytes, offset: int) -> tuple[str, np.ndarray
             values = np.asarray(flat, dtype=np.float64).astype(DTYPES[datatype]).astype(np.float64)
     except OverflowError as exc:  # an integer beyond any float
         raise bad(f"a value is too large for {datatype}", name) from exc
-    return name, values.reshape(shape), offset
+    return name, _reshaped(values, shape, name), offset
 
 
 def _as_rows(tensors: dict[str, np.ndarray], features: Sequence[str]) -> np.ndarray:
@@ -141,6 +150,13 @@ def _as_rows(tensors: dict[str, np.ndarray], features: Sequence[str]) -> np.ndar
         ((name, values),) = tensors.items()
         if values.ndim == 2 and values.shape[1] == n_features and (n_features > 1 or name in features):
             return values
+        if name not in features:  # meant as the one matrix of rows: its shape is what is wrong
+            raise bad(
+                f"shape {list(values.shape)} does not fit: one tensor needs shape [N, {n_features}], "
+                f"{n_features} values per row in the order {', '.join(features)} (or send one input per "
+                "feature, named after it, of shape [N])",
+                name,
+            )
     missing = [f for f in features if f not in tensors]
     unknown = [n for n in tensors if n not in features]
     if unknown or missing:

@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import functools
-import importlib.metadata
-
 from flask import Response, current_app, request
 from flask_restful import Resource
 
+import mldeploy
 from mldeploy.api.v2.protocol import (
     EXTENSIONS,
     infer_response,
@@ -18,19 +16,11 @@ from mldeploy.api.v2.protocol import (
     rows_from_request,
 )
 from mldeploy.http import request_context
-from mldeploy.http.readiness import Readiness
+from mldeploy.http.readiness import Readiness, retry_after
 from modeler.errors import ModelNotReady, VersionNotFound
-from modeler.modeler import LoadedModel, Modeler
+from modeler.modeler import Modeler
 
 SERVER_NAME = "mldeploy"
-
-
-@functools.cache  # a look-up in the installed distributions' metadata: once per process
-def _server_version() -> str:
-    try:
-        return importlib.metadata.version(SERVER_NAME)
-    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
-        return "0.1.0"
 
 
 def check_model_name(model_name: str) -> None:
@@ -40,11 +30,10 @@ def check_model_name(model_name: str) -> None:
         raise VersionNotFound(f"unknown model {model_name!r}: this server serves {served!r}")
 
 
-def check_version(model: LoadedModel, model_version: str | None) -> LoadedModel:
-    """``model``, if ``model_version`` is unset or names it; else 404."""
-    if model_version is not None and model_version != model.version:
-        raise VersionNotFound(f"no version {model_version!r} is served: the current one is {model.version}")
-    return model
+def check_version(served: str, model_version: str | None) -> None:
+    """404 unless ``model_version`` is unset or names the ``served`` version."""
+    if model_version is not None and model_version != served:
+        raise VersionNotFound(f"no version {model_version!r} is served: the current one is {served}")
 
 
 class ServerMetadata(Resource):
@@ -52,7 +41,8 @@ class ServerMetadata(Resource):
 
     def get(self) -> dict:
         """Server metadata."""
-        return {"name": SERVER_NAME, "version": _server_version(), "extensions": list(EXTENSIONS)}
+        # The package's version: the OpenAPI document states the same one.
+        return {"name": SERVER_NAME, "version": mldeploy.__version__, "extensions": list(EXTENSIONS)}
 
 
 class ServerLive(Resource):
@@ -69,10 +59,12 @@ class ServerReady(Resource):
     def __init__(self, readiness: Readiness) -> None:
         self.readiness = readiness
 
-    def get(self) -> tuple[dict, int]:
+    def get(self) -> tuple[dict, int] | tuple[dict, int, dict]:
         """Readiness."""
-        ready, reason = self.readiness.check()
-        return ({"ready": True}, 200) if ready else ({"ready": False, "error": f"Model not ready: {reason}"}, 503)
+        answer = self.readiness.answer()
+        if answer.ready:
+            return {"ready": True}, 200
+        return {"ready": False, "error": answer.message}, 503, retry_after()
 
 
 class ModelMetadata(Resource):
@@ -84,23 +76,24 @@ class ModelMetadata(Resource):
     def get(self, model_name: str, model_version: str | None = None) -> dict:
         """Model metadata from the served version."""
         check_model_name(model_name)
-        return model_metadata(model_name, check_version(self.modeler.ensure_ready(), model_version))
+        model = self.modeler.ensure_ready()
+        check_version(model.version, model_version)
+        return model_metadata(model_name, model)
 
 
 class ModelReady(Resource):
     """``GET /v2/models/<name>[/versions/<version>]/ready``: 200 once that model is loaded."""
 
-    def __init__(self, modeler: Modeler, readiness: Readiness) -> None:
-        self.modeler = modeler
+    def __init__(self, readiness: Readiness) -> None:
         self.readiness = readiness
 
     def get(self, model_name: str, model_version: str | None = None) -> tuple[dict, int]:
         """Model readiness."""
         check_model_name(model_name)
-        ready, reason = self.readiness.check()
-        if not ready:
-            raise ModelNotReady(reason or "the model is loading")
-        check_version(self.modeler.ensure_ready(), model_version)
+        answer = self.readiness.answer()
+        if not answer.ready:
+            raise ModelNotReady(str(answer.reason))
+        check_version(str(answer.version), model_version)
         return {"name": model_name, "ready": True}, 200
 
 
@@ -113,7 +106,7 @@ class ModelInfer(Resource):
     def post(self, model_name: str, model_version: str | None = None) -> Response:
         """Check the request, predict, wrap the response tensors."""
         check_model_name(model_name)
-        check_version(self.modeler.ensure_ready(), model_version)
+        check_version(self.modeler.ensure_ready().version, model_version)
         body, binary = read_request(request)
         outputs = requested_outputs(body)
         rows = rows_from_request(body, binary, self.modeler.features, current_app.config["MAX_BATCH_ROWS"])
