@@ -8,14 +8,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-# The problems a field can have; the API and the tests import these rather than
-# repeating the strings.
-MISSING = "missing"
-UNKNOWN = "unknown"
-NOT_A_NUMBER = "not a number"
-NOT_FINITE = "not finite"
-BOOLEAN = "boolean"
-NULL = "null"
+# The problem strings are owned by modeler.cells (with the rules that report them); importable
+# from here as well, where callers look for what an error can say.
+from modeler.cells import BOOLEAN, MISSING, NOT_A_NUMBER, NOT_FINITE, NULL, TOO_LARGE, UNKNOWN  # noqa: F401
 
 
 class ModelerError(Exception):
