@@ -19,9 +19,10 @@ import pytest
 
 from mldeploy.cli.exit_codes import EXIT_ERROR, EXIT_INVALID_INPUT, EXIT_OK, EXIT_USAGE
 from mldeploy.cli.main import main
+from mldeploy.scoring.chunk import CLASHES, score_frame
 from mldeploy.scoring.formats import csv_options
 from modeler import errors
-from modeler.batch import CLASHES, ERROR_COLUMNS, load_pinned, score_frame
+from modeler.batch import ERROR_COLUMNS, load_pinned
 from modeler.data import IRIS_FEATURES, iris_frame
 from modeler.errors import InvalidInput, ModelIntegrityError
 from modeler.modeler import LoadedModel, Modeler
@@ -90,7 +91,7 @@ def as_text(path: Path) -> pd.DataFrame:
 def test_good_rows_get_class_and_probabilities_and_keep_extra_columns(model: LoadedModel) -> None:
     columns = HEADER.strip().split(",")
     frame = pd.read_csv(io.StringIO(HEADER + "\n".join(ROWS)), **csv_options(columns, IRIS_FEATURES))
-    result = score_frame(model, frame, first_row=10)
+    result = score_frame(model, frame, first_row=10, text=True)
     assert list(result.scored.columns) == [*frame.columns, "Class", *CLASSES]
     assert result.scored["id"].tolist() == ["A", "007", "F"]
     assert result.scored["note"].tolist()[0] == "hi, there"
@@ -106,7 +107,7 @@ def test_good_rows_get_class_and_probabilities_and_keep_extra_columns(model: Loa
 
 def test_scores_equal_sklearn_on_iris(model: LoadedModel) -> None:
     frame = iris_frame().drop(columns="species")
-    result = score_frame(model, frame)
+    result = score_frame(model, frame, text=False)
     assert result.failed_rows == 0
     assert result.scored["Class"].tolist() == model.estimator.predict(frame).tolist()
 
@@ -127,13 +128,13 @@ def test_scores_equal_sklearn_on_iris(model: LoadedModel) -> None:
 def test_each_kind_of_bad_value_is_named(model: LoadedModel, column: pd.Series, problem: str) -> None:
     frame = pd.DataFrame({f: [5.0, 5.0] for f in IRIS_FEATURES})
     frame["petal_width"] = column
-    result = score_frame(model, frame)
+    result = score_frame(model, frame, text=True)
     assert result.errors[["row", "field", "problem"]].values.tolist()[0] == [0, "petal_width", problem]
 
 
 def test_text_that_reads_as_a_number_is_a_number(model: LoadedModel) -> None:
     frame = pd.DataFrame({f: [" 5.0 ", "5e0", "+5"] for f in IRIS_FEATURES}, dtype="str")
-    result = score_frame(model, frame)
+    result = score_frame(model, frame, text=True)
     assert result.failed_rows == 0
     assert result.scored[list(IRIS_FEATURES)].to_numpy().tolist() == [[5.0] * 4] * 3
 
@@ -141,13 +142,13 @@ def test_text_that_reads_as_a_number_is_a_number(model: LoadedModel) -> None:
 def test_missing_feature_column_and_clashing_column_refuse_the_whole_input(model: LoadedModel) -> None:
     frame = pd.DataFrame({"sepal_length": [5.0], "sepal_width": [3.2], "petal_length": [1.5], "setosa": [1]})
     with pytest.raises(InvalidInput) as caught:
-        score_frame(model, frame)
+        score_frame(model, frame, text=True)
     found = {(e.field, e.problem) for e in caught.value.errors}
     assert found == {("petal_width", errors.MISSING), ("setosa", CLASHES)}
 
 
 def test_an_empty_chunk_gives_the_output_columns(model: LoadedModel) -> None:
-    result = score_frame(model, pd.DataFrame({f: pd.Series(dtype=float) for f in IRIS_FEATURES}))
+    result = score_frame(model, pd.DataFrame({f: pd.Series(dtype=float) for f in IRIS_FEATURES}), text=False)
     assert list(result.scored.columns) == [*IRIS_FEATURES, "Class", *CLASSES]
     assert (result.rows, result.failed_rows, len(result.errors)) == (0, 0, 0)
 
