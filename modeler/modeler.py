@@ -22,16 +22,15 @@ from typing import TYPE_CHECKING
 
 from modeler.explanation import Explanation
 from modeler.inference import Inference
-from modeler.loaded_model import REQUIRED_METADATA, LoadedModel
+from modeler.loaded_model import LoadedModel
 from modeler.recipe import Recipe
-from modeler.training import HOLDOUT_FRACTION, MIN_ROWS_FOR_HOLDOUT, TrainedVersion, new_version_id, train
+from modeler.training import TrainedVersion, train
 from modeler.tree_params import check_tree_params, tree_param_names
 from modeler.validation import to_rows
 from modeler.version_store import (
     DEFAULT_KEEP_VERSIONS,
     FAIL,
     LOADED,
-    POLICIES,
     RETRAIN,
     TRAINED,
     VERSION_SUMMARY,
@@ -48,24 +47,16 @@ if TYPE_CHECKING:
     from modeler.data import DataSource
     from modeler.store import ModelStore
 
-# Importable from here, where scripts have always found them.
+# Importable from here, where scripts and the service have always found them.
 __all__ = [
-    "DEFAULT_KEEP_VERSIONS",
     "DEFAULT_MODEL_DIR",
-    "FAIL",
-    "HOLDOUT_FRACTION",
     "LOADED",
-    "MIN_ROWS_FOR_HOLDOUT",
-    "POLICIES",
-    "REQUIRED_METADATA",
-    "RETRAIN",
     "TRAINED",
     "VERSION_SUMMARY",
     "Inference",
     "LoadedModel",
     "Modeler",
     "default_model_dir",
-    "new_version_id",
 ]
 
 log = logging.getLogger(__name__)
@@ -297,7 +288,7 @@ class Modeler:
         labels for many rows (a list of rows, a 2-D array or a DataFrame), in input order."""
         result = self.infer(x, estimator_walk=True)
         if result.single:
-            return result.answers.labels()[0]
+            return result.answers.label(0)
         return result.label_array().tolist()
 
     def explain(self, x: object) -> Explanation | list[Explanation]:

@@ -62,12 +62,18 @@ class AnswerTable:
 class Answers(ABC):
     """A predictor's answers to one request's rows, in input order."""
 
+    __slots__ = ()  # one is made per request: subclasses with slots stay light
+
     @abstractmethod
     def __len__(self) -> int: ...
 
     @abstractmethod
     def labels(self) -> list[str]:
         """The predicted class per row."""
+
+    def label(self, row: int) -> str:
+        """The predicted class of one row (a one-row request's answer, without building a list)."""
+        return self.labels()[row]
 
     @abstractmethod
     def label_array(self) -> np.ndarray:
@@ -105,6 +111,9 @@ class TableAnswers(Answers):
     def labels(self) -> list[str]:
         labels = self.table.labels
         return [labels[entry] for entry in self._entry_list()]
+
+    def label(self, row: int) -> str:
+        return self.table.labels[self.entries[row]]
 
     def label_array(self) -> np.ndarray:
         return np.asarray(self.table.labels, dtype=object)[self.entries]
