@@ -5,6 +5,7 @@ so a route added here is served, documented and protected at once."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -89,7 +90,9 @@ ROUTES: tuple[Route, ...] = (
     Route("/model/versions", {"get": openapi.VERSIONS}, ModelVersions, needs=(MODELER,)),
     Route("/model/train", {"post": openapi.TRAIN}, ModelTrain, needs=(MODELER,), access=Access.ADMIN),
     Route("/model/activate", {"post": openapi.ACTIVATE}, ModelActivate, needs=(MODELER,), access=Access.ADMIN),
-    Route(metrics.METRICS_PATH, {"get": openapi.METRICS}, view=metrics.serve_metrics, access=Access.OPEN),
+    Route(
+        metrics.METRICS_PATH, {"get": openapi.METRICS}, view=metrics.serve_metrics, needs=(MODELER,), access=Access.OPEN
+    ),
     Route(swagger.SPEC_PATH, {"get": openapi.SPEC}, view=swagger.openapi_json, access=Access.OPEN),
     Route(swagger.DOCS_PATH, {"get": openapi.DOCS_PAGE}, view=swagger.docs_page, access=Access.OPEN),
     Route(swagger.DOCS_PATH + "/", {"get": openapi.DOCS_PAGE}, blueprint=swagger.docs_blueprint, access=Access.OPEN),
@@ -129,8 +132,10 @@ def register(app: Flask, api: Api, modeler: Modeler, readiness: Readiness) -> No
             api.add_resource(route.resource, *route.rules, endpoint=route.endpoint, resource_class_kwargs=kwargs)
         elif route.view is not None:
             methods = [method.upper() for method in route.operations]
+            bound = functools.partial(route.view, **{name: collaborators[name] for name in route.needs})
+            view = functools.update_wrapper(bound, route.view)  # Flask reads the view's __name__
             for rule in route.rules:
-                app.add_url_rule(rule, route.endpoint, route.view, methods=methods)
+                app.add_url_rule(rule, route.endpoint, view, methods=methods)
         elif route.blueprint not in blueprints:  # one blueprint serves several routes
             blueprints.add(route.blueprint)
             app.register_blueprint(route.blueprint())

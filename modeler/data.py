@@ -30,12 +30,13 @@ def iris_frame() -> pd.DataFrame:
 
 
 def describe_source(data: DataSource) -> str:
-    """A short human description of where training data comes from (kept in the metadata)."""
+    """A short human description of where training data comes from (kept in the metadata, which
+    a server shows its clients: a CSV by its file name only; the recipe has its whole path)."""
     if data is None:
         return IRIS_SOURCE
     if isinstance(data, pd.DataFrame):
         return "DataFrame"
-    return str(Path(data))
+    return Path(data).name
 
 
 def load_training_data(data: DataSource, target: str) -> tuple[pd.DataFrame, pd.Series]:
@@ -51,12 +52,14 @@ def load_training_data(data: DataSource, target: str) -> tuple[pd.DataFrame, pd.
         frame = data
     else:
         path = Path(data)
+        # The messages name the file, not its directory: a server may show them to clients.
         if not path.is_file():
-            raise DataError(f"training data file not found: {path}")
+            raise DataError(f"training data file not found: {path.name}", path=path)
         try:
             frame = pd.read_csv(path)
         except (ValueError, OSError) as exc:
-            raise DataError(f"cannot read training data {path}: {exc}") from exc
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise DataError(f"cannot read training data {path.name}: {reason}", path=path) from exc
 
     if target not in frame.columns:
         raise DataError(f"target column {target!r} not in the data (columns: {', '.join(map(str, frame.columns))})")

@@ -6,20 +6,30 @@ They carry no HTTP status codes: the service maps each class to a status in one 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-# The problems a field can have; the API and the tests import these rather than
-# repeating the strings.
-MISSING = "missing"
-UNKNOWN = "unknown"
-NOT_A_NUMBER = "not a number"
-NOT_FINITE = "not finite"
-BOOLEAN = "boolean"
-NULL = "null"
+# The problem strings are owned by modeler.cells (with the rules that report them); importable
+# from here as well, where callers look for what an error can say.
+from modeler.cells import BOOLEAN, MISSING, NOT_A_NUMBER, NOT_FINITE, NULL, TOO_LARGE, UNKNOWN  # noqa: F401
 
 
 class ModelerError(Exception):
-    """Base class of every error the modeler raises on purpose."""
+    """Base class of every error the modeler raises on purpose.
+
+    ``str()`` is for anyone, clients of a server included, so it never holds a file-system path;
+    the path concerned, when there is one, is the ``path`` attribute, and :meth:`detail` gives
+    both (for logs and the command line, run where the path means something).
+    """
+
+    def __init__(self, *args: object, path: str | os.PathLike | None = None) -> None:
+        super().__init__(*args)
+        self.path = None if path is None else str(path)
+
+    def detail(self) -> str:
+        """The message with the path concerned, for logs and the command line."""
+        return f"{self} ({self.path})" if self.path else str(self)
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,36 @@ class VersionUnusable(ModelerError):
 
 class ReadOnlyModelDir(ModelerError):
     """The model directory cannot be written: serving works, training and switching do not."""
+
+
+# How a field changes between the current version and a new training (SchemaChange.errors).
+ADDED, REMOVED, MOVED = "added", "removed", "moved"
+
+
+class SchemaChange(ModelerError):
+    """A training would change the model's input fields (clients would have to change): refused
+    unless asked for. ``errors`` names each field that changes (``added``, ``removed``, ``moved``)."""
+
+    def __init__(self, current: str, old: Sequence[str], new: Sequence[str]) -> None:
+        gone = [f for f in old if f not in new]
+        added = [f for f in new if f not in old]
+        kept_old = [f for f in old if f in new]
+        kept_new = [f for f in new if f in old]
+        moved = [f for f, g in zip(kept_old, kept_new, strict=True) if f != g]
+        self.errors = (
+            [FieldError(None, f, ADDED) for f in added]
+            + [FieldError(None, f, REMOVED) for f in gone]
+            + [FieldError(None, f, MOVED) for f in moved]
+        )
+        changes = "; ".join(
+            f"{what} {', '.join(fields)}"
+            for what, fields in ((ADDED, added), (REMOVED, gone), ("in another order", moved))
+            if fields
+        )
+        super().__init__(
+            f"the training data's input fields differ from those of the current version {current} ({changes}): "
+            "clients would have to change; train with allow_schema_change to mean it"
+        )
 
 
 class MissingExtra(ModelerError, ImportError):

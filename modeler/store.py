@@ -1,5 +1,8 @@
 """Saved model versions on disk: layout, atomic save, the current-version pointer, verified load.
 
+Error messages name versions, never paths (a server may show them to its clients); the path
+concerned is each error's ``path`` attribute.
+
 Layout under the model directory::
 
     CURRENT                      the current version id (replaced atomically)
@@ -59,6 +62,12 @@ def sklearn_version() -> str:
     return module.__version__ if module is not None else installed_version("scikit-learn")
 
 
+def _reason(exc: OSError) -> str:
+    """What went wrong, without the file name an OSError's str() carries (errors name their path
+    in ``path``, for the log, not in the message a client may see)."""
+    return exc.strerror or type(exc).__name__
+
+
 def _file_entry(name: str, data: bytes) -> dict:
     return {"file": name, "sha256": sha256_bytes(data), "bytes": len(data)}
 
@@ -106,7 +115,7 @@ class ModelStore:
     def _check_exists(self, version: str) -> Path:
         path = self.version_dir(version)
         if not (path / METADATA_FILE).is_file():
-            raise VersionNotFound(f"no saved version {version!r} in {self.root}")
+            raise VersionNotFound(f"no saved version {version!r}", path=self.root)
         return path
 
     def list_versions(self) -> list[dict]:
@@ -183,7 +192,9 @@ class ModelStore:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise ModelIntegrityError(f"cannot read the {what} of version {version!r}: {exc}") from exc
+            raise ModelIntegrityError(
+                f"cannot read the {what} of version {version!r}: {_reason(exc)}", path=path
+            ) from exc
         expected = entry.get("sha256")
         actual = sha256_bytes(data)
         if actual != expected:
@@ -247,11 +258,11 @@ class ModelStore:
         """The inter-process lock every writer holds; raises ReadOnlyModelDir when writing here
         is not possible."""
         if not self.writable():
-            raise ReadOnlyModelDir(f"the model directory {self.root} is read-only: cannot train or save here")
+            raise ReadOnlyModelDir("the model directory is read-only: cannot train or save here", path=self.root)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ReadOnlyModelDir(f"cannot create the model directory {self.root}: {exc}") from exc
+            raise ReadOnlyModelDir(f"cannot create the model directory: {_reason(exc)}", path=self.root) from exc
         return filelock.FileLock(self.lock_path, timeout=timeout)
 
     def remove_stray_temp(self) -> list[Path]:

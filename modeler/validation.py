@@ -10,34 +10,23 @@ and names every problem. pandas is imported only when a DataFrame is given.
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
-from numbers import Real
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from modeler.errors import (
-    BOOLEAN,
-    MISSING,
-    NOT_A_NUMBER,
-    NOT_FINITE,
-    NULL,
-    UNKNOWN,
-    FieldError,
-    InvalidInput,
-)
+# The cell rules and their problem strings live in modeler.cells (FLOAT32_MAX and TOO_LARGE are
+# importable from here too, where the API's callers look for them).
+from modeler.cells import BOOLEAN, FLOAT32_MAX, MISSING, NOT_FINITE, TOO_LARGE, UNKNOWN, value_problem
+from modeler.errors import FieldError, InvalidInput
 
 if TYPE_CHECKING:
     import pandas as pd
 
-# Values beyond float32's range would overflow sklearn's float32 cast, which rejects them.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-TOO_LARGE = "too large (beyond float32 range)"
 NOT_A_ROW = "not an object or a list of numbers"
 EMPTY = "empty batch: no rows"
 DUPLICATE = "duplicate column"
@@ -59,25 +48,6 @@ class Columns:
 
     names: Sequence[str]
     data: Sequence[Sequence[object]]
-
-
-def value_problem(value: object) -> str | None:
-    """The problem with one feature value, or None when it is a usable finite number."""
-    if value is None:
-        return NULL
-    if isinstance(value, (bool, np.bool_)):
-        return BOOLEAN
-    if not isinstance(value, Real):
-        return NOT_A_NUMBER
-    try:
-        number = float(value)
-    except OverflowError:
-        return TOO_LARGE
-    if not math.isfinite(number):
-        return NOT_FINITE
-    if abs(number) > FLOAT32_MAX:
-        return TOO_LARGE
-    return None
 
 
 def _fast_floats(values: Sequence[object]) -> list[float] | None:

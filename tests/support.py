@@ -160,12 +160,13 @@ def pretend_saved_with(model_dir: Path, version: str, sklearn_version: str) -> N
     path.write_text(json.dumps(meta))
 
 
-def run_cli(models: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """``python -m mldeploy *args`` in a real process, on the model directory ``models``."""
+def run_cli(models: Path, *args: str, timeout: float = 300, **settings: str) -> subprocess.CompletedProcess:
+    """``python -m mldeploy *args`` in a real process, on the model directory ``models``, with
+    ``settings`` as more environment variables (``MLDEPLOY_DATA=...``)."""
     return subprocess.run(
         [sys.executable, "-m", "mldeploy", *args],
         cwd=REPO,
-        env=clean_env(MLDEPLOY_MODEL_DIR=str(models)),
+        env=clean_env(MLDEPLOY_MODEL_DIR=str(models), **settings),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -105,13 +105,15 @@ def test_train_info_versions_predict(capsys: pytest.CaptureFixture, model_env) -
 
     code, out, _ = run(capsys, "predict", json.dumps(SEED_ROW))
     assert code == exit_codes.EXIT_OK
+    # The answer POST /predict gives (tests/test_answers_everywhere.py compares the two).
     assert json.loads(out) == {
         "Class": "setosa",
+        "Input": SEED_ROW,
         "Probabilities": {"setosa": 1.0, "versicolor": 0.0, "virginica": 0.0},
         "ModelVersion": version,
     }
-    code, out, _ = run(capsys, "predict", json.dumps([SEED_ROW, [6.5, 3.0, 5.5, 2.0]]))
-    assert [p["Class"] for p in json.loads(out)] == ["setosa", "virginica"]
+    code, out, _ = run(capsys, "predict", json.dumps({"instances": [SEED_ROW, [6.5, 3.0, 5.5, 2.0]]}))
+    assert [p["Class"] for p in json.loads(out)["Predictions"]] == ["setosa", "virginica"]
 
 
 @pytest.mark.parametrize(

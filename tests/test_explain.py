@@ -26,7 +26,7 @@ OUTLIER = {**SEED_ROW, "petal_length": 25.0}
 def classic(model_dir: Path) -> Modeler:
     """A model whose root split is petal_length <= 2.45, the textbook Iris tree."""
     modeler = Modeler(model_dir, random_state=PETAL_LENGTH_SEED).fit()
-    tree = modeler.ensure_ready().tree
+    tree = modeler.ensure_ready().predictor.tree
     assert (modeler.features[tree.feature[0]], short_threshold(tree.threshold[0])) == ("petal_length", "2.45")
     return modeler
 
@@ -57,7 +57,7 @@ def test_explain_gives_the_path_in_words_and_fields_then_the_leaf(classic: Model
 def test_paths_match_sklearn_even_on_split_boundaries(trained: Modeler) -> None:
     """The path is sklearn's decision_path, also for values a float32 step around each threshold."""
     model = trained.ensure_ready()
-    tree, estimator = model.tree, model.estimator
+    tree, estimator = model.predictor.tree, model.estimator
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 8, size=(300, 4))
     for node in np.flatnonzero(~tree.is_leaf):  # each threshold, and its float32 neighbours

@@ -203,10 +203,10 @@ def test_a_saved_version_holds_its_tree_arrays_and_serves_from_them(trained: Mod
     assert meta["compiled"]["file"] == COMPILED_FILE and (folder / COMPILED_FILE).is_file()
     fresh = Modeler(model_dir)
     model = fresh.ensure_ready()
-    assert "estimator" not in model.__dict__  # not unpickled yet
-    original = trained.ensure_ready().tree
+    assert "estimator" not in model.predictor.__dict__  # not unpickled yet
+    original = trained.ensure_ready().predictor.tree
     for name in ("feature", "threshold", "left", "right", "leaf_proba"):
-        assert np.array_equal(getattr(model.tree, name), getattr(original, name)), name
+        assert np.array_equal(getattr(model.predictor.tree, name), getattr(original, name)), name
     assert type(model.estimator).__name__ == "DecisionTreeClassifier"  # unpickled on demand
 
 

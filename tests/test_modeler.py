@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import sklearn.base
 
-from modeler import errors
+from modeler import errors, training
 from modeler.data import IRIS_FEATURES, iris_frame
 from modeler.errors import IncompatibleModelError, InvalidInput, ModelIntegrityError, ModelNotReady
 from modeler.modeler import DEFAULT_MODEL_DIR, Modeler
@@ -39,10 +39,10 @@ def test_seed_prediction_trains_lazily_and_saves_one_version(modeler: Modeler, m
 
 
 def test_second_instance_loads_from_disk_without_refitting(trained: Modeler, model_dir: Path, monkeypatch) -> None:
-    def no_fit(self):
+    def no_fit(*args, **kwargs):
         raise AssertionError("refitted")
 
-    monkeypatch.setattr(Modeler, "_fit_locked", no_fit)
+    monkeypatch.setattr(training, "fit_with_holdout", no_fit)
     again = Modeler(model_dir)
     assert again.predict(VIRGINICA) == "virginica"
     assert again.version == trained.version

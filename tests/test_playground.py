@@ -27,7 +27,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``python app.py`` serving a model whose root split is petal_length <= 2.45."""
     project = copy_project(tmp_path_factory.mktemp("playground"))
     model = Modeler(project / "models", random_state=PETAL_LENGTH_SEED).fit().ensure_ready()
-    root = (model.features[model.tree.feature[0]], short_threshold(model.tree.threshold[0]))
+    root = (model.features[model.predictor.tree.feature[0]], short_threshold(model.predictor.tree.threshold[0]))
     assert root == ("petal_length", "2.45")
     port = free_port()
     with running(["app.py", "--port", str(port)], project, port, env=clean_env(), log=project / "server.log") as (

@@ -1,4 +1,4 @@
-"""Batch scoring: ``modeler.batch.score_frame`` in process, and ``python -m mldeploy score`` as a
+"""Batch scoring: ``mldeploy.scoring.chunk.score_frame`` in process, and ``python -m mldeploy score`` as a
 real process on files (CSV, JSON lines, Parquet), with its errors file, exit codes and progress."""
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from mldeploy.cli.exit_codes import EXIT_ERROR, EXIT_INVALID_INPUT, EXIT_OK, EXI
 from mldeploy.cli.main import main
 from mldeploy.contract import MODEL_VERSION, WARNINGS
 from mldeploy.http.app import create_app
-from mldeploy.scoring.chunks import WARNING_SEPARATOR, score_chunk
+from mldeploy.scoring.chunk import CLASHES, WARNING_SEPARATOR, score_frame
 from mldeploy.scoring.formats import csv_options
 from modeler import errors
-from modeler.batch import CLASHES, ERROR_COLUMNS, load_pinned, score_frame
+from modeler.batch import ERROR_COLUMNS, load_pinned
 from modeler.data import IRIS_FEATURES, iris_frame
 from modeler.errors import InvalidInput, ModelIntegrityError
 from modeler.modeler import LoadedModel, Modeler
@@ -95,8 +95,8 @@ def as_text(path: Path) -> pd.DataFrame:
 def test_good_rows_get_class_and_probabilities_and_keep_extra_columns(model: LoadedModel) -> None:
     columns = HEADER.strip().split(",")
     frame = pd.read_csv(io.StringIO(HEADER + "\n".join(ROWS)), **csv_options(columns, IRIS_FEATURES))
-    result = score_frame(model, frame, first_row=10)
-    assert list(result.scored.columns) == [*frame.columns, "Class", *CLASSES]
+    result = score_frame(model, frame, first_row=10, text=True)
+    assert list(result.scored.columns) == [*frame.columns, *OUTPUTS]
     assert result.scored["id"].tolist() == ["A", "007", "F"]
     assert result.scored["note"].tolist()[0] == "hi, there"
     assert result.scored["Class"].tolist() == ["setosa", "virginica", "versicolor"]
@@ -111,7 +111,7 @@ def test_good_rows_get_class_and_probabilities_and_keep_extra_columns(model: Loa
 
 def test_scores_equal_sklearn_on_iris(model: LoadedModel) -> None:
     frame = iris_frame().drop(columns="species")
-    result = score_frame(model, frame)
+    result = score_frame(model, frame, text=False)
     assert result.failed_rows == 0
     assert result.scored["Class"].tolist() == model.estimator.predict(frame).tolist()
 
@@ -132,13 +132,13 @@ def test_scores_equal_sklearn_on_iris(model: LoadedModel) -> None:
 def test_each_kind_of_bad_value_is_named(model: LoadedModel, column: pd.Series, problem: str) -> None:
     frame = pd.DataFrame({f: [5.0, 5.0] for f in IRIS_FEATURES})
     frame["petal_width"] = column
-    result = score_frame(model, frame)
+    result = score_frame(model, frame, text=True)
     assert result.errors[["row", "field", "problem"]].values.tolist()[0] == [0, "petal_width", problem]
 
 
 def test_text_that_reads_as_a_number_is_a_number(model: LoadedModel) -> None:
     frame = pd.DataFrame({f: [" 5.0 ", "5e0", "+5"] for f in IRIS_FEATURES}, dtype="str")
-    result = score_frame(model, frame)
+    result = score_frame(model, frame, text=True)
     assert result.failed_rows == 0
     assert result.scored[list(IRIS_FEATURES)].to_numpy().tolist() == [[5.0] * 4] * 3
 
@@ -146,7 +146,7 @@ def test_text_that_reads_as_a_number_is_a_number(model: LoadedModel) -> None:
 def test_missing_feature_column_and_clashing_column_refuse_the_whole_input(model: LoadedModel) -> None:
     frame = pd.DataFrame({"sepal_length": [5.0], "sepal_width": [3.2], "petal_length": [1.5], "setosa": [1]})
     with pytest.raises(InvalidInput) as caught:
-        score_frame(model, frame)
+        score_frame(model, frame, text=True)
     found = {(e.field, e.problem) for e in caught.value.errors}
     assert found == {("petal_width", errors.MISSING), ("setosa", CLASHES)}
 
@@ -157,7 +157,7 @@ def test_each_row_gets_its_model_version_and_the_fields_out_of_range_as_predict_
     low, high = (np.array(bounds) for bounds in zip(*model.ranges, strict=True))
     rows = np.array([[5.0, 3.2, 1.5, 0.3], low, high, low - 0.1, [5.0, 3.2, 25.0, 0.3], [5.0, 9.0, -1.0, 0.3]])
     frame = pd.DataFrame(rows, columns=list(IRIS_FEATURES)).assign(id=range(len(rows)))
-    scored = score_chunk(model, frame).scored
+    scored = score_frame(model, frame, text=False).scored
     assert list(scored.columns) == [*IRIS_FEATURES, "id", *OUTPUTS]
     assert scored[MODEL_VERSION].tolist() == [model.version] * len(rows)
     # POST /predict on the same rows: its Warnings name the same fields, in the same order.
@@ -167,20 +167,18 @@ def test_each_row_gets_its_model_version_and_the_fields_out_of_range_as_predict_
     expected = [WARNING_SEPARATOR.join(w["field"] for w in p.get(WARNINGS, [])) for p in answers["Predictions"]]
     assert expected == ["", "", "", WARNING_SEPARATOR.join(IRIS_FEATURES), "petal_length", "sepal_width;petal_length"]
     assert scored[WARNINGS].tolist() == expected
-    # The classes are score_frame's own: score_chunk only adds columns.
-    assert scored.drop(columns=[MODEL_VERSION, WARNINGS]).equals(score_frame(model, frame).scored)
 
 
 @pytest.mark.parametrize("column", [MODEL_VERSION, WARNINGS])
 def test_an_input_column_named_like_an_added_output_is_refused(model: LoadedModel, column: str) -> None:
     frame = pd.DataFrame({f: [5.0] for f in IRIS_FEATURES}).assign(**{column: ["mine"]})
     with pytest.raises(InvalidInput) as caught:
-        score_chunk(model, frame)
+        score_frame(model, frame, text=False)
     assert [(e.field, e.problem) for e in caught.value.errors] == [(column, CLASHES)]
 
 
 def test_an_empty_chunk_gives_the_output_columns(model: LoadedModel) -> None:
-    result = score_frame(model, pd.DataFrame({f: pd.Series(dtype=float) for f in IRIS_FEATURES}))
+    result = score_frame(model, pd.DataFrame({f: pd.Series(dtype=float) for f in IRIS_FEATURES}), text=False)
     assert list(result.scored.columns) == [*IRIS_FEATURES, "Class", *CLASSES]
     assert (result.rows, result.failed_rows, len(result.errors)) == (0, 0, 0)
 

@@ -29,7 +29,12 @@ def read_json(request: Request) -> object:
         raise UnsupportedMediaType(
             f"Send the body as JSON with Content-Type: application/json (got {request.mimetype or 'none'})"
         )
-    raw = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH this raises 413
+    return parse_json(request.get_data(cache=False))  # over MAX_CONTENT_LENGTH this raises 413
+
+
+def parse_json(raw: bytes) -> object:
+    """A JSON body parsed (no request needed: the command line reads its rows with this too);
+    400 when it is empty or does not parse."""
     if not raw.strip():
         raise InvalidInput([FieldError(None, None, "empty body: send a JSON object")], MALFORMED)
     try:
@@ -76,7 +81,8 @@ def _check_batch(
 
 
 def rows_from_body(body: object, max_rows: int) -> object:
-    """The rows to score, in a shape :func:`modeler.validation.to_rows` understands.
+    """The rows to score, in a shape :func:`modeler.validation.to_rows` understands (a parsed
+    body in, no request needed: HTTP ``/predict`` and ``python -m mldeploy predict`` share it).
 
     A one-row shape gives a dict or a flat list (scored as one row); a batch gives a list of rows,
     or :class:`~modeler.validation.Columns` for the column-wise form.

@@ -5,20 +5,24 @@ from __future__ import annotations
 from flask import Response, current_app, request
 from flask_restful import Resource
 
-from mldeploy.api.annotations import annotate, explain_requested
+from mldeploy.api.annotations import explain_requested
+from mldeploy.api.answers import predict_answer
 from mldeploy.api.payload import read_json, read_object, rows_from_body
-from mldeploy.contract import CLASS, INPUT, MODEL_VERSION, PREDICTIONS, PROBABILITIES
+from mldeploy.contract import MODEL_VERSION
 from mldeploy.docs.playground import playground_response
-from mldeploy.http import request_context
+from mldeploy.http import metrics, request_context
 from mldeploy.http.auth import admin_required
-from mldeploy.http.jsonio import leaf_answers
 from mldeploy.http.readiness import Readiness, retry_after
 from modeler.errors import FieldError, InvalidInput
 from modeler.modeler import Modeler
+from modeler.recipe import shown_to_clients
 
 # Keys of the admin bodies.
 PARAMS = "params"
+ALLOW_SCHEMA_CHANGE = "allow_schema_change"
 VERSION = "version"
+# The key of /ready's answer that says the settings disagree with the version served.
+WARNING = "warning"
 
 
 class Predict(Resource):
@@ -33,28 +37,10 @@ class Predict(Resource):
         rows = rows_from_body(read_json(request), current_app.config["MAX_BATCH_ROWS"])
         result = self.modeler.infer(rows)
         request_context.note_inference(result)
-        # Each leaf's answer is serialised JSON already: a row costs a list look-up.
-        answers = leaf_answers(result.tree)
         warnings = result.out_of_range()
-        if result.single:
-            leaf = result.leaves[0]
-            body = {
-                CLASS: result.tree.leaf_labels[leaf],
-                INPUT: dict(zip(result.features, result.rows[0], strict=True)),
-                PROBABILITIES: answers.probabilities[leaf],
-                MODEL_VERSION: result.version,
-            }
-            annotate(result, [body], explain, warnings)
-            return body
-        leaves = result.leaves.tolist()
-        if explain:  # every row gets an explanation: plain dicts throughout
-            predictions = [answers.prediction_dict(leaf) for leaf in leaves]
-        else:
-            predictions = [answers.predictions[leaf] for leaf in leaves]
-            for row in warnings:  # rows that get warnings need a dict to carry them
-                predictions[row] = answers.prediction_dict(leaves[row])
-        annotate(result, predictions, explain, warnings)
-        return {PREDICTIONS: predictions, MODEL_VERSION: result.version}
+        if warnings:
+            metrics.count_out_of_range(w.field for found in warnings.values() for w in found)
+        return predict_answer(result, explain=explain, warnings=warnings, serialised=True)
 
 
 class Health(Resource):
@@ -74,9 +60,15 @@ class Ready(Resource):
     def get(self) -> tuple[dict, int] | tuple[dict, int, dict]:
         """Readiness, for load balancers and orchestrators."""
         answer = self.readiness.answer()
-        if answer.ready:
-            return {"status": "ready", MODEL_VERSION: answer.version}, 200
-        return {"status": "not ready", "message": answer.message}, 503, retry_after()
+        if not answer.ready:
+            return {"status": "not ready", "message": answer.message}, 503, retry_after()
+        body = {"status": "ready", MODEL_VERSION: answer.version}
+        # Settings that name other data than the version served do not stop it serving (taking
+        # every replica out of a load balancer for it would be an outage): ready, with a warning.
+        conflict = self.readiness.modeler.settings_conflict()
+        if conflict:
+            body[WARNING] = conflict
+        return body, 200
 
 
 class ModelInfo(Resource):
@@ -87,7 +79,7 @@ class ModelInfo(Resource):
 
     def get(self) -> dict:
         """The current version's metadata."""
-        return self.modeler.metadata
+        return shown_to_clients(self.modeler.metadata)
 
 
 class Playground(Resource):
@@ -119,11 +111,19 @@ class ModelTrain(Resource):
 
     @admin_required
     def post(self) -> tuple[dict, int]:
-        """Body (optional): ``{"params": {tree parameter: value}}``. Answers 201 with the new metadata."""
-        params = read_object(request, allowed=(PARAMS,)).get(PARAMS, {})
+        """Body (optional): ``{"params": {tree parameter: value}, "allow_schema_change": false}``.
+        Answers 201 with the new metadata; 409 when the data's input fields differ from the
+        current version's and ``allow_schema_change`` is not true."""
+        body = read_object(request, allowed=(PARAMS, ALLOW_SCHEMA_CHANGE))
+        params, allow = body.get(PARAMS, {}), body.get(ALLOW_SCHEMA_CHANGE, False)
+        errors = []
         if not isinstance(params, dict):
-            raise InvalidInput([FieldError(None, PARAMS, "must be an object of tree parameters")])
-        return self.modeler.fit(**params).metadata, 201
+            errors.append(FieldError(None, PARAMS, "must be an object of tree parameters"))
+        if not isinstance(allow, bool):
+            errors.append(FieldError(None, ALLOW_SCHEMA_CHANGE, "must be true or false"))
+        if errors:
+            raise InvalidInput(errors)
+        return shown_to_clients(self.modeler.fit(params, allow_schema_change=allow).metadata), 201
 
 
 class ModelActivate(Resource):
@@ -138,4 +138,4 @@ class ModelActivate(Resource):
         version = read_object(request, allowed=(VERSION,), required=(VERSION,))[VERSION]
         if not isinstance(version, str) or not version:
             raise InvalidInput([FieldError(None, VERSION, "must be a version id (a non-empty string)")])
-        return self.modeler.activate(version)
+        return shown_to_clients(self.modeler.activate(version))

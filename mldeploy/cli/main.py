@@ -46,11 +46,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID_INPUT
     except ModelNotReady as exc:
-        print(f"error: model not ready: {exc}", file=sys.stderr)
+        print(f"error: model not ready: {_message(exc)}", file=sys.stderr)
         return EXIT_NOT_READY
     except VersionNotFound as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_message(exc)}", file=sys.stderr)
         return EXIT_NOT_FOUND
     except (ModelerError, OSError, MissingExtra) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_message(exc)}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _message(exc: BaseException) -> str:
+    # On the command line the path a domain error concerns is the user's own: show it.
+    return exc.detail() if isinstance(exc, ModelerError) else str(exc)

@@ -1,4 +1,5 @@
-"""``train``: fit a new version on the configured data and make it current."""
+"""``train``: fit a new version on the configured data (else the current version's recipe) and
+make it current."""
 
 from __future__ import annotations
 
@@ -31,11 +32,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME=VALUE",
         help="a DecisionTreeClassifier parameter for this version, e.g. --param max_depth=3 (repeatable)",
     )
+    parser.add_argument(
+        "--allow-schema-change",
+        action="store_true",
+        help="train even when the data's input fields differ from the current version's "
+        "(clients must then send the new fields); refused otherwise",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Train, print the new version's metadata."""
-    modeler = configured_modeler().fit(**dict(args.param))
+    modeler = configured_modeler().fit(dict(args.param), allow_schema_change=args.allow_schema_change)
     print_json(modeler.metadata)
     return 0

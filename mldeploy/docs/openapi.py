@@ -317,7 +317,14 @@ def data_schemas(features: Sequence[str] | None, max_rows: int) -> dict[str, dic
         },
         "TrainRequest": {
             "type": "object",
-            "properties": {"params": {"type": "object", "description": "DecisionTreeClassifier parameters"}},
+            "properties": {
+                "params": {"type": "object", "description": "DecisionTreeClassifier parameters"},
+                "allow_schema_change": {
+                    "type": "boolean",
+                    "description": "Train even when the data's input fields differ from the current version's "
+                    "(else 409 naming each field)",
+                },
+            },
             "additionalProperties": False,
         },
         "ActivateRequest": {

@@ -19,8 +19,10 @@ from mldeploy.http import request_context
 from modeler.errors import (
     DataError,
     InvalidInput,
+    ModelerError,
     ModelNotReady,
     ReadOnlyModelDir,
+    SchemaChange,
     TooManyRows,
     VersionNotFound,
     VersionUnusable,
@@ -48,8 +50,14 @@ def _http_message(exc: HTTPException) -> str:
 
 
 def error_response(exc: BaseException) -> Response:
-    """The JSON response for any exception raised while handling a request."""
+    """The JSON response for any exception raised while handling a request.
+
+    A domain error's message is for the client and names no server path; the path it concerns
+    goes to this server's log line instead.
+    """
     request_context.note_error(exc)
+    if isinstance(exc, ModelerError) and exc.path:
+        log.warning("%s %s answered with: %s", request.method, request.path, exc.detail())
     headers: dict[str, str] = {}
     body: dict[str, object]
     if isinstance(exc, InvalidInput):
@@ -59,6 +67,9 @@ def error_response(exc: BaseException) -> Response:
         status, body = 400, {"message": str(exc)}
     elif isinstance(exc, VersionNotFound):
         status, body = 404, {"message": str(exc)}
+    elif isinstance(exc, SchemaChange):
+        # Clients would have to change their fields: refused unless the request says it means it.
+        status, body = 409, {"message": str(exc), "errors": [e.as_dict() for e in exc.errors]}
     elif isinstance(exc, (ReadOnlyModelDir, VersionUnusable)):
         # The request is fine, the model directory's state refuses it; serving goes on.
         status, body = 409, {"message": str(exc)}

@@ -149,8 +149,17 @@ def exposition() -> bytes:
     return generate_latest(REGISTRY)
 
 
-def serve_metrics() -> Response:
-    """``GET /metrics`` in Prometheus text format."""
+def refresh_model_info(modeler: Modeler) -> None:
+    """Note the version this process serves now: asking the Modeler follows the pointer (one
+    ``stat`` per poll interval), so a scrape reports a version another process made current
+    even when no prediction came since. Never loads or trains a model that is not loaded."""
+    if modeler.is_ready:
+        note_version(modeler.version)
+
+
+def serve_metrics(modeler: Modeler) -> Response:
+    """``GET /metrics`` in Prometheus text format, the model-info metric refreshed first."""
+    refresh_model_info(modeler)
     return Response(exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
@@ -159,5 +168,4 @@ def init_app(app: Flask, modeler: Modeler, endpoints: Mapping[str, str]) -> None
     the model's events; the route table serves ``/metrics`` with :func:`serve_metrics`."""
     app.after_request(lambda response: observe(response, modeler, endpoints))
     modeler.subscribe(on_model_event)
-    if modeler.is_ready:
-        note_version(modeler.version)
+    refresh_model_info(modeler)

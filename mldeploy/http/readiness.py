@@ -51,8 +51,8 @@ class Readiness:
         try:
             self.modeler.ensure_ready()
         except ModelNotReady as exc:
-            self.error = str(exc)
-            log.error("model not ready: %s", exc)
+            self.error = str(exc)  # shown to clients by /ready: no path; the log line has it
+            log.error("model not ready: %s", exc.detail())
             return False
         self.error = None
         return True

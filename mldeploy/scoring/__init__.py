@@ -1,4 +1,4 @@
 """Scoring files: ``python -m mldeploy score``. Formats and chunked I/O in :mod:`.formats`,
 progress reporting in :mod:`.progress`, the local run in :mod:`.local`, the Dask run in
-:mod:`.cluster`; both score each chunk with :func:`.chunks.score_chunk` (the model's answers from
-:func:`modeler.batch.score_frame`, plus each row's model version and out-of-range fields)."""
+:mod:`.cluster`; both score each chunk with :func:`.chunk.score_frame` (the model's answers, plus
+each row's model version and out-of-range fields)."""

@@ -19,12 +19,12 @@ from pathlib import Path
 import pandas as pd
 
 from mldeploy.extras import DASK, DASK_DATAFRAME, require
-from mldeploy.scoring.chunks import check_input_columns, score_chunk
+from mldeploy.scoring.chunk import check_columns, score_frame
 from mldeploy.scoring.formats import CSV, PARQUET_FORMAT, SUFFIX, ChunkWriter, csv_header, csv_options
 from mldeploy.scoring.local import ScoreJob, finish_errors, same_columns
 from mldeploy.scoring.progress import Progress, Summary
 from modeler.batch import load_pinned
-from modeler.modeler import LoadedModel
+from modeler.loaded_model import LoadedModel
 
 # With no scheduler address: a LocalCluster of this many single-threaded worker processes.
 LOCAL_WORKERS = 2
@@ -100,12 +100,14 @@ def score_partition(
     out_dir: str,
     fmt: str,
     columns: list[str],
+    text: bool,
     partition_info: dict | None = None,
 ) -> pd.DataFrame:
-    """On a worker: score one partition, write its output part (and its errors), return counts."""
+    """On a worker: score one partition (``text``: its cells are a CSV's text), write its output
+    part (and its errors), return counts."""
     number = partition_info["number"] if partition_info else 0
     model = load_pinned(*pin)
-    result = score_chunk(model, same_columns(frame, columns))
+    result = score_frame(model, same_columns(frame, columns), text=text)
     with ChunkWriter(Path(out_dir) / part_name(number, fmt), fmt) as out:
         out.write(result.scored)
         out.commit()
@@ -153,10 +155,18 @@ def score_on_dask(
         with dask_client(address) as client:
             frame = read_partitioned(job, model.features)
             columns = [str(c) for c in frame.columns]
-            check_input_columns(columns, model)  # fail here, not on every worker
+            check_columns(columns, model.features, model.classes)  # fail here, not on every worker
             clear_output(job.output)
+            text = job.input_format == CSV
             stats = frame.map_partitions(
-                score_partition, pin, str(job.output), job.output_format, columns, meta=STATS, enforce_metadata=False
+                score_partition,
+                pin,
+                str(job.output),
+                job.output_format,
+                columns,
+                text,
+                meta=STATS,
+                enforce_metadata=False,
             )
             parts = []
             for future in distributed.as_completed(client.compute(stats.to_delayed())):

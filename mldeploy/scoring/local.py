@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from mldeploy.scoring.chunks import score_chunk
+from mldeploy.scoring.chunk import score_frame
 from mldeploy.scoring.formats import CSV, ChunkWriter, read_chunks
 from mldeploy.scoring.progress import Progress, Summary
-from modeler.modeler import LoadedModel
+from modeler.loaded_model import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def score_file(model: LoadedModel, job: ScoreJob, progress: Progress) -> Summary
         with ChunkWriter(job.output, job.output_format) as out, ChunkWriter(job.errors, CSV) as errors:
             for chunk in read_chunks(job.input, job.input_format, model.features, job.chunk_rows):
                 columns = columns or [str(c) for c in chunk.columns]
-                result = score_chunk(model, same_columns(chunk, columns), first_row=rows)
+                result = score_frame(model, same_columns(chunk, columns), rows, text=job.input_format == CSV)
                 out.write(result.scored)
                 if len(result.errors):
                     errors.write(result.errors)

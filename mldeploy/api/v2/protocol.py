@@ -54,7 +54,7 @@ def model_metadata(name: str, model: LoadedModel) -> dict:
         "inputs": [{"name": feature, "datatype": "FP64", "shape": [-1]} for feature in model.features],
         "outputs": [
             {"name": LABEL, "datatype": "BYTES", "shape": [-1]},
-            {"name": PROBABILITIES, "datatype": "FP64", "shape": [-1, len(model.tree.classes)]},
+            {"name": PROBABILITIES, "datatype": "FP64", "shape": [-1, len(model.classes)]},
         ],
     }
 
@@ -233,7 +233,7 @@ def infer_response(name: str, result: Inference, outputs: dict[str, bool], reque
     JSON when no output is binary; else the JSON header, then the binary outputs' bytes in order,
     its length in ``Inference-Header-Content-Length``.
     """
-    n = len(result.leaves)
+    n = len(result.answers)
     tensors = {
         LABEL: ("BYTES", [n], lambda: result.labels, lambda: _bytes_tensor(result.labels)),
         PROBABILITIES: (

@@ -1,0 +1,110 @@
+"""The answer to a prediction request, built in one place for every surface that gives it: the
+HTTP ``/predict`` resource and ``python -m mldeploy predict`` (the Python client reads HTTP's).
+
+One row answers ``{Class, Input, Probabilities, ModelVersion}``; a batch answers
+``{Predictions: [{Class, Probabilities}, ...], ModelVersion}`` in input order. A row with a
+feature outside its training range also gets ``Warnings``, and every row an ``Explanation`` when
+one is asked for. The keys are :mod:`mldeploy.contract`'s; the values come from the predictor's
+answers, whatever kind of model gave them.
+
+``serialised=True`` (HTTP, whose responses orjson writes) uses pre-serialised JSON where the
+predictor answers from a fixed table (a tree's leaves): each entry's JSON is serialised once per
+version and kept with the predictor's table, so a row of a batch costs one list look-up.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from mldeploy.contract import CLASS, EXPLANATION, INPUT, MODEL_VERSION, PREDICTIONS, PROBABILITIES, WARNINGS
+from modeler.inference import Inference
+from modeler.predictors import base
+from modeler.predictors.base import AnswerTable
+from modeler.ranges import RangeWarning
+
+# This module's key for what it keeps in a predictor's answer table.
+_FRAGMENTS_KEY = __name__
+
+
+class EntryFragments:
+    """Per entry of an answer table: its probabilities and its batch prediction as JSON fragments."""
+
+    def __init__(self, table: AnswerTable) -> None:
+        self.labels = table.labels
+        self.probabilities = [orjson.Fragment(orjson.dumps(p)) for p in table.probability_dicts]
+        self.predictions = [
+            orjson.Fragment(orjson.dumps({CLASS: label, PROBABILITIES: p}))
+            for label, p in zip(table.labels, table.probability_dicts, strict=True)
+        ]
+
+    def prediction_dict(self, entry: int) -> dict:
+        """A batch prediction as a dict of its own, for a row that carries more (warnings, paths)."""
+        return {CLASS: self.labels[entry], PROBABILITIES: self.probabilities[entry]}
+
+
+def entry_fragments(table: AnswerTable) -> EntryFragments:
+    """The pre-serialised answers of ``table``'s entries, built once per table (so per version)."""
+    return table.rendered(_FRAGMENTS_KEY, EntryFragments)
+
+
+def _plain_rows(result: Inference) -> list[dict]:
+    labels = result.answers.labels()
+    if not result.predictor.can(base.PROBABILITIES):
+        return [{CLASS: label} for label in labels]
+    return [
+        {CLASS: label, PROBABILITIES: p} for label, p in zip(labels, result.answers.probability_dicts(), strict=True)
+    ]
+
+
+def predict_answer(
+    result: Inference,
+    *,
+    explain: bool = False,
+    warnings: dict[int, list[RangeWarning]] | None = None,
+    serialised: bool = False,
+) -> dict:
+    """The answer body for ``result``. ``warnings`` are ``result.out_of_range()`` when the caller
+    has them already (it counts them); ``explain`` adds each row's ``Explanation`` (InvalidInput
+    naming ``explain`` when the predictor gives none)."""
+    if warnings is None:
+        warnings = result.out_of_range()
+    found = result.answers.table_entries() if serialised else None
+    if result.single:
+        echo = dict(zip(result.features, result.rows[0], strict=True))
+        if found is not None:  # the common request: no dict but the body itself
+            table, (entry,) = found
+            probabilities = entry_fragments(table).probabilities[entry]
+            body = {
+                CLASS: table.labels[entry],
+                INPUT: echo,
+                PROBABILITIES: probabilities,
+                MODEL_VERSION: result.version,
+            }
+        else:
+            (row,) = _plain_rows(result)
+            body = {CLASS: row.pop(CLASS), INPUT: echo, **row, MODEL_VERSION: result.version}
+        _annotate(result, [body], explain, warnings)
+        return body
+    if found is None:
+        predictions = _plain_rows(result)
+    else:
+        table, entries = found
+        fragments = entry_fragments(table)
+        if explain:  # every row gets an explanation: plain dicts throughout
+            predictions = [fragments.prediction_dict(entry) for entry in entries]
+        else:
+            predictions = [fragments.predictions[entry] for entry in entries]
+            for row in warnings:  # rows that get warnings need a dict to carry them
+                predictions[row] = fragments.prediction_dict(entries[row])
+    _annotate(result, predictions, explain, warnings)
+    return {PREDICTIONS: predictions, MODEL_VERSION: result.version}
+
+
+def _annotate(result: Inference, predictions: list, explain: bool, warnings: dict[int, list[RangeWarning]]) -> None:
+    """Add ``Warnings`` to the predictions ``warnings`` names and, if asked, an ``Explanation``
+    to each, in place (only those must be dicts)."""
+    for row, found in warnings.items():
+        predictions[row][WARNINGS] = [w.as_dict() for w in found]
+    if explain:
+        for prediction, explanation in zip(predictions, result.explanations(), strict=True):
+            prediction[EXPLANATION] = explanation.as_dict()

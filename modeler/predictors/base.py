@@ -1,0 +1,162 @@
+"""The predictor seam: what answers rows for one model version, and what it says it can do.
+
+A :class:`Predictor` is built once per loaded version and answers each request's rows in one
+call (:meth:`Predictor.answer`), giving back :class:`Answers` in input order. Callers (the
+Modeler, the HTTP answers, the V2 protocol, the file scorer) ask the answers for labels and
+probabilities and never see how the model reached them: a tree's leaves, a forest's votes or an
+estimator's own ``predict`` are each predictor's business.
+
+A predictor whose answers come from a fixed set (one per leaf of a tree) also says which entry
+of its :class:`AnswerTable` each row got; a caller can then derive something from each entry
+once per version (the service serialises each entry's JSON once) and reuse it for every row.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, ClassVar, TypeVar
+
+import numpy as np
+
+from modeler.errors import FieldError, InvalidInput
+
+if TYPE_CHECKING:
+    from modeler.explanation import Explanation
+    from modeler.validation import Rows
+
+# What a predictor can answer (Predictor.capabilities).
+LABELS = "labels"  # a class per row
+PROBABILITIES = "probabilities"  # a probability per class per row
+VALUE = "value"  # a regressor's number per row
+EXPLANATION = "explanation"  # why, per row
+# The field an explanation request is refused on (the HTTP query parameter has this name too).
+EXPLAIN_FIELD = "explain"
+
+T = TypeVar("T")
+
+
+class AnswerTable:
+    """The fixed set of answers a predictor gives: entry ``i`` has ``labels[i]`` and
+    ``probabilities[i]`` (one column per class). Rows that land on the same entry get the same
+    answer, so whatever a caller derives from the entries is worth keeping: :meth:`rendered`."""
+
+    def __init__(self, classes: Sequence[str], labels: list[str], probabilities: np.ndarray) -> None:
+        self.classes = tuple(classes)
+        self.labels = labels
+        self.probabilities = probabilities
+        self.probability_dicts: list[dict[str, float]] = [
+            dict(zip(self.classes, row, strict=True)) for row in probabilities.tolist()
+        ]
+        self._rendered: dict[Hashable, object] = {}
+
+    def rendered(self, key: Hashable, render: Callable[[AnswerTable], T]) -> T:
+        """``render(self)``, computed once per table (so once per model version) and kept under
+        ``key``. Two threads may both render on first use; either result is kept, both are equal."""
+        found = self._rendered.get(key)
+        if found is None:
+            found = self._rendered[key] = render(self)
+        return found  # type: ignore[return-value]
+
+
+class Answers(ABC):
+    """A predictor's answers to one request's rows, in input order."""
+
+    __slots__ = ()  # one is made per request: subclasses with slots stay light
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def labels(self) -> list[str]:
+        """The predicted class per row."""
+
+    def label(self, row: int) -> str:
+        """The predicted class of one row (a one-row request's answer, without building a list)."""
+        return self.labels()[row]
+
+    @abstractmethod
+    def label_array(self) -> np.ndarray:
+        """The predicted class per row as a numpy object array (fast for millions of rows)."""
+
+    @abstractmethod
+    def probabilities(self) -> np.ndarray:
+        """Class probabilities, one row per input row, columns in the predictor's class order."""
+
+    @abstractmethod
+    def probability_dicts(self) -> list[dict[str, float]]:
+        """Class probabilities per row as ``{class: probability}`` dicts (each its own copy)."""
+
+    def table_entries(self) -> tuple[AnswerTable, list[int]] | None:
+        """``(table, entry per row)`` when every answer is an entry of a fixed table, else None."""
+        return None
+
+
+class TableAnswers(Answers):
+    """Answers that are entries of an :class:`AnswerTable`: a row costs one index."""
+
+    __slots__ = ("entries", "table")
+
+    def __init__(self, table: AnswerTable, entries: list[int] | np.ndarray) -> None:
+        self.table = table
+        self.entries = entries  # a list for one row: no numpy on the single-row path
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def _entry_list(self) -> list[int]:
+        entries = self.entries
+        return entries if type(entries) is list else entries.tolist()
+
+    def labels(self) -> list[str]:
+        labels = self.table.labels
+        return [labels[entry] for entry in self._entry_list()]
+
+    def label(self, row: int) -> str:
+        return self.table.labels[self.entries[row]]
+
+    def label_array(self) -> np.ndarray:
+        return np.asarray(self.table.labels, dtype=object)[self.entries]
+
+    def probabilities(self) -> np.ndarray:
+        return self.table.probabilities[self.entries]
+
+    def probability_dicts(self) -> list[dict[str, float]]:
+        dicts = self.table.probability_dicts
+        return [dict(dicts[entry]) for entry in self._entry_list()]
+
+    def table_entries(self) -> tuple[AnswerTable, list[int]]:
+        return self.table, self._entry_list()
+
+
+class Predictor(ABC):
+    """Answers rows for one loaded version. Subclasses say what they can do in ``capabilities``
+    and know their library; none knows HTTP."""
+
+    kind: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]]
+    classes: tuple[str, ...]
+
+    def can(self, capability: str) -> bool:
+        """Whether this predictor gives ``capability`` (LABELS, PROBABILITIES, VALUE, EXPLANATION)."""
+        return capability in self.capabilities
+
+    @abstractmethod
+    def answer(self, rows: Rows, *, single: bool, use_estimator: bool = False) -> Answers:
+        """The answers to validated ``rows`` (floats in feature order; ``single`` when the caller
+        gave one row). ``use_estimator`` lets the predictor unpickle and call scikit-learn when
+        that is faster (big in-process batches); a server never passes it."""
+
+    @property
+    @abstractmethod
+    def estimator(self) -> object:
+        """The fitted scikit-learn estimator (unpickled on first use where it was not yet)."""
+
+    def compiled(self) -> bytes | None:
+        """The predictor's own saved form, kept beside the pickle so a server can answer without
+        unpickling (a tree's arrays); None when it has none."""
+        return None
+
+    def explain(self, features: Sequence[str], rows: Rows) -> list[Explanation]:
+        """Why each row got its answer, in input order (when EXPLANATION is a capability)."""
+        raise InvalidInput([FieldError(None, EXPLAIN_FIELD, f"a {self.kind} model gives no explanations")])
