@@ -44,7 +44,7 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from modeler.load_errors import IncompatibleModelFile, InvalidTrust, ModelFileError, UntrustedType
-from modeler.safe_load import load_estimator
+from modeler.safe_load import TypePolicy, load_estimator
 from tests.support import REPO
 from tests.trusted_helpers import ShiftTransformer, WritesOnLoad
 
@@ -190,6 +190,89 @@ def test_trust_admits_exactly_the_named_class(shifted_pipeline, file_format, tmp
 def test_a_trusted_name_must_be_dotted(name) -> None:
     with pytest.raises(InvalidTrust, match="dotted name"):
         load_estimator("model.joblib", trust=[name])
+
+
+# --- the rule itself -------------------------------------------------------------------------------
+
+REFUSED_NAMES = [
+    # Functions of the allowed packages that read, write or load files, or evaluate strings.
+    "numpy.load",
+    "numpy.fromfile",
+    "numpy.save",
+    "numpy.frompyfunc",
+    "numpy.lib.npyio.NpzFile",
+    "numpy.lib._datasource.DataSource",
+    "numpy.ctypeslib.load_library",
+    "numpy.memmap",  # a numpy array class, but its constructor creates files
+    "numpy.vectorize",  # a numpy class, but not a data type
+    "pandas.read_pickle",
+    "pandas.io.pickle.read_pickle",
+    "pandas.HDFStore",
+    "pandas.eval",
+    "scipy.io.loadmat",
+    "sklearn.utils._joblib.load",
+    "sklearn.utils._testing.TempMemmap",
+    "sklearn.datasets.fetch_openml",
+    "sklearn.base.clone",  # a scikit-learn function: only classes are admitted
+    # Everything outside the allowed packages.
+    "joblib.load",
+    "joblib.numpy_pickle_compat.NDArrayWrapper",  # joblib < 0.10 arrays: a companion file's path
+    "builtins.eval",
+    "builtins.exec",
+    "builtins.getattr",
+    "builtins.__import__",
+    "builtins.open",
+    "builtins.compile",
+    "builtins.type",
+    "posix.system",
+    "os.system",
+    "subprocess.Popen",
+    "sys.modules",
+    "importlib.import_module",
+    "operator.attrgetter",
+    "functools.partial",
+    "copyreg.__newobj__",
+    "types.FunctionType",
+]
+
+
+@pytest.mark.parametrize("name", REFUSED_NAMES)
+def test_the_rule_refuses_what_touches_the_system(name) -> None:
+    module, _, attr = name.rpartition(".")
+    with pytest.raises(UntrustedType) as refused:
+        TypePolicy().resolve(module, attr)
+    assert refused.value.type_name == name
+
+
+@pytest.mark.parametrize(
+    ("name", "callable_"),
+    [
+        ("sklearn.linear_model._logistic.LogisticRegression", True),
+        ("sklearn.tree._tree.Tree", True),
+        ("numpy.dtype", True),
+        ("numpy.float64", True),
+        ("numpy.ndarray", False),  # rebuilt by numpy's helpers only
+        ("numpy.log1p", False),  # a value (FunctionTransformer's func), never called while loading
+        ("numpy._core.multiarray._reconstruct", True),
+        ("numpy.core.multiarray._reconstruct", True),  # numpy 1's name for it
+        ("scipy.sparse._csr.csr_matrix", True),
+        ("pandas.DataFrame", True),
+        ("copyreg._reconstructor", True),
+        ("builtins.set", True),
+    ],
+)
+def test_the_rule_admits_the_types_of_fitted_models(name, callable_) -> None:
+    module, _, attr = name.rpartition(".")
+    _, may_call = TypePolicy().resolve(module, attr)
+    assert may_call is callable_
+
+
+def test_a_refused_module_is_never_imported(capsys) -> None:
+    assert "this" not in sys.modules  # importing `this` prints the Zen of Python: code that runs
+    with pytest.raises(UntrustedType, match=r"this\.s"):
+        TypePolicy().resolve("this", "s")
+    assert "this" not in sys.modules
+    assert capsys.readouterr().out == ""
 
 
 # --- malicious files ------------------------------------------------------------------------------
@@ -367,7 +450,7 @@ def test_a_file_that_would_forge_pointers_or_patch_a_class_is_refused(case, tmp_
         path.write_bytes(pickle.dumps(payload))
     script = (
         "import sys\n"
-        "from modeler.safe_load import load_estimator\n"
+        "from modeler.safe_load import TypePolicy, load_estimator\n"
         "from modeler.load_errors import UntrustedType\n"
         "try:\n"
         "    print(repr(load_estimator(sys.argv[1])))\n"
