@@ -290,6 +290,13 @@ def test_train_endpoint_refuses_non_json_and_needs_the_key(admin: FlaskClient) -
     assert no_key.post("/model/train", headers=AUTH).status_code == 403
 
 
+def test_train_endpoint_takes_no_body_but_refuses_a_blank_one(admin: FlaskClient, model_dir: Path) -> None:
+    blank = admin.post("/model/train", data="\n", content_type="application/json", headers=AUTH)
+    assert blank.status_code == 400 and blank.get_json()["message"] == "Malformed JSON"
+    assert not (model_dir / VERSIONS_DIR).exists()
+    assert admin.post("/model/train", headers=AUTH).status_code == 201
+
+
 def test_activate_endpoint(admin: FlaskClient, model_dir: Path) -> None:
     first, second = two_versions(model_dir)
     assert admin.post("/predict", json=SEED_ROW).get_json()["ModelVersion"] == second

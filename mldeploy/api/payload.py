@@ -119,9 +119,10 @@ def rows_from_body(body: object, max_rows: int) -> object:
 def read_object(request: Request, allowed: Sequence[str], required: Sequence[str] = ()) -> dict:
     """A JSON object body holding only ``allowed`` keys (400 naming each unknown or missing one).
 
-    With nothing required, an empty body (even without a Content-Type) stands for ``{}``.
+    With nothing required, no body at all (even without a Content-Type) stands for ``{}``; a body
+    of blanks is not JSON (400), as anywhere else.
     """
-    if not required and not request.get_data().strip():
+    if not required and not request.get_data():
         return {}
     body = read_json(request)
     if not isinstance(body, dict):
