@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -182,3 +183,16 @@ def metric_value(text: str, name: str, **labels: str) -> float:
             if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
                 return s.value
     return 0.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One request of a load test: its id, when it was sent and answered (monotonic seconds), the
+    status, the ModelVersion that answered, and the error when it failed."""
+
+    request_id: str
+    sent: float
+    done: float
+    status: int
+    version: str | None
+    error: str | None = None

@@ -35,7 +35,7 @@ from tests.nginx_support import (
     tried,
     write_config,
 )
-from tests.support import SEED_ROW, free_port, run_cli
+from tests.support import SEED_ROW, Answer, free_port, run_cli
 
 ADMIN_KEY = "nginx-admin-key"
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -61,16 +61,6 @@ KILL_AT, RESTART_AT, SWITCH_AT = 2.0, 3.5, 6.0
 # is later (enough for every worker to be seen on the new version on a slow machine), and
 # never later than LOAD_CAP.
 AFTER_SWITCH, LOAD_CAP = 4.0, 35.0
-
-
-@dataclass(frozen=True)
-class Answer:
-    request_id: str
-    sent: float
-    done: float
-    status: int
-    version: str | None
-    error: str | None
 
 
 class Load:

@@ -35,6 +35,7 @@ from modeler.modeler import Modeler
 from modeler.store import ARTIFACT_FILE, LOCK_FILE, METADATA_FILE, POINTER_FILE, VERSIONS_DIR, ModelStore
 from tests.support import (
     SEED_ROW,
+    Answer,
     clean_env,
     copy_project,
     free_port,
@@ -134,15 +135,6 @@ def test_64_concurrent_first_requests_on_an_empty_dir_train_exactly_once(tmp_pat
 
 
 # -- hot switches under load -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Answer:
-    request_id: str
-    sent: float
-    done: float
-    status: int
-    version: str | None
 
 
 class PredictClient:
