@@ -23,8 +23,17 @@ class RangeWarning:
     range: Range
 
     def as_dict(self) -> dict:
-        """JSON-ready: ``{"field": ..., "value": ..., "range": [min, max]}``."""
-        return {"field": self.field, "value": self.value, "range": list(self.range)}
+        """JSON-ready: ``{"field": ..., "value": ..., "range": [min, max]}``, the range as it is
+        shown (:func:`shown`); ``/model`` keeps the exact values."""
+        return {"field": self.field, "value": self.value, "range": [shown(bound) for bound in self.range]}
+
+
+def shown(bound: float) -> float:
+    """A training bound as a person reads it: the shortest decimal that is the same float32
+    (the precision the tree compares at), so ``2.5996697762341636`` shows as ``2.5996697``."""
+    if not math.isfinite(bound):
+        return bound
+    return float(np.format_float_positional(np.float32(bound), unique=True, trim="-"))
 
 
 def training_ranges(metadata: Mapping, features: Sequence[str]) -> tuple[Range, ...]:

@@ -150,3 +150,18 @@ def test_out_of_range_answers_with_warnings(client: FlaskClient) -> None:
     assert body["Class"] in {"setosa", "versicolor", "virginica"}
     assert body["Warnings"] == [{"field": "petal_length", "value": 25.0, "range": [1.0, 6.9]}]
     assert "Warnings" not in post(client, SEED_ROW).get_json()
+
+
+def test_warnings_show_training_ranges_rounded_to_float32_and_model_keeps_them_exact(model_dir: Path) -> None:
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame(rng.normal(size=(200, 2)), columns=["a", "b"]).assign(label=rng.integers(0, 2, 200))
+    modeler = Modeler(model_dir, data=frame, target="label").fit()
+    client = create_app({"MODEL_DIR": str(model_dir), "WARMUP": False}, modeler=modeler).test_client()
+    exact = client.get("/model").get_json()["feature_ranges"]["a"]
+    assert exact == [float(frame["a"].min()), float(frame["a"].max())]  # 16 digits, as the data holds
+    body = post(client, {"a": 100.0, "b": 0.0}).get_json()
+    (warning,) = body["Warnings"]
+    assert warning["field"] == "a" and warning["value"] == 100.0
+    for bound, precise in zip(warning["range"], exact, strict=True):
+        assert np.float32(bound) == np.float32(precise)  # the same number at the tree's precision
+        assert len(repr(bound).lstrip("-").replace(".", "")) <= 9 < len(repr(precise).lstrip("-").replace(".", ""))

@@ -52,6 +52,16 @@ function decimals(step) {
   return Math.max(0, -Math.floor(Math.log10(step)));
 }
 
+// A training bound as a person reads it: the shortest decimal that is the same float32 (the
+// precision the tree compares at), as the server's Warnings show it (modeler/ranges.py shown()).
+function shown(bound) {
+  for (let digits = 1; digits <= 9; digits++) {
+    const candidate = Number(bound.toPrecision(digits));
+    if (Math.fround(candidate) === Math.fround(bound)) return candidate;
+  }
+  return bound;
+}
+
 function buildInputs() {
   const form = $("features");
   form.replaceChildren();
@@ -75,7 +85,7 @@ function buildInputs() {
       el("label", { htmlFor: "number-" + name, textContent: name }),
       number,
       slider,
-      el("span", { className: "range", textContent: "training range " + low + " to " + high }),
+      el("span", { className: "range", textContent: "training range " + shown(low) + " to " + shown(high) }),
     ]);
     row.dataset.feature = name;
     form.append(row);
