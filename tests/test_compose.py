@@ -170,7 +170,9 @@ def test_an_empty_admin_key_from_the_shell_disables_admin_calls(models: Path) ->
     # The compose file passes ${MLDEPLOY_ADMIN_KEY:-}: unset in the shell means "" here.
     app = create_app({"MODEL_DIR": str(models), "WARMUP": False, "ADMIN_KEY": "", "API_KEYS": ""})
     client = app.test_client()
-    assert client.post("/model/train", headers={"Authorization": "Bearer "}).status_code == 403
+    # An empty bearer is no key (401); any key cannot pass while admin calls are disabled (403).
+    assert client.post("/model/train", headers={"Authorization": "Bearer "}).status_code == 401
+    assert client.post("/model/train", headers={"Authorization": "Bearer x"}).status_code == 403
     assert client.post("/predict", json=SEED_ROW).status_code == 200  # and no key is required
 
 

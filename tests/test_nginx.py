@@ -368,7 +368,13 @@ def test_body_limit_matches_the_service_and_nginx_errors_are_json(tmp_path: Path
         over = requests.post(base + "/predict", data=b" " * (limit + 1), headers=headers, timeout=60)
         own_id = requests.get(base + "/health", headers={"X-Request-ID": "given-1"}, timeout=30)
         made_id = requests.get(base + "/health", timeout=30)
-        log = {e["request_id"]: e for e in access_entries(access_log)}
+        # nginx writes a request's log line after it has sent the answer: wait for it, briefly.
+        deadline = time.monotonic() + 10
+        while True:
+            log = {e["request_id"]: e for e in access_entries(access_log)}
+            if made_id.headers["X-Request-ID"] in log or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
     with nginx_running(tmp_path / "down", [dead, f"127.0.0.1:{free_port()}"], free_port()) as (base, _):
         nobody = requests.post(base + "/predict", json=SEED_ROW, timeout=30)
     print(

@@ -179,7 +179,7 @@ def test_an_input_column_named_like_an_added_output_is_refused(model: LoadedMode
 
 def test_an_empty_chunk_gives_the_output_columns(model: LoadedModel) -> None:
     result = score_frame(model, pd.DataFrame({f: pd.Series(dtype=float) for f in IRIS_FEATURES}), text=False)
-    assert list(result.scored.columns) == [*IRIS_FEATURES, "Class", *CLASSES]
+    assert list(result.scored.columns) == [*IRIS_FEATURES, *OUTPUTS]
     assert (result.rows, result.failed_rows, len(result.errors)) == (0, 0, 0)
 
 
