@@ -32,19 +32,6 @@ import requests
 
 from mldeploy.contract import CLASS, ERRORS, FIELD, MESSAGE, MODEL_VERSION, PREDICTIONS, PROBABILITIES, PROBLEM, ROW
 
-__all__ = [
-    "ApiError",
-    "AuthenticationError",
-    "Client",
-    "ConnectionFailed",
-    "FieldError",
-    "InvalidRequest",
-    "NotFound",
-    "RateLimited",
-    "ServerError",
-    "ServiceUnavailable",
-]
-
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
