@@ -237,7 +237,6 @@ class Modeler:
     def fit(
         self,
         params: Mapping[str, object] | None = None,
-        /,
         *,
         allow_schema_change: bool = False,
         estimator: str | object | None = None,
@@ -246,9 +245,11 @@ class Modeler:
         """Train a new version, save it, make it current; returns self.
 
         The data is the Modeler's ``data``, else the current version's recipe (else Iris).
-        ``params`` (a mapping, for parameters that come as data) and ``tree_params`` override the
-        Modeler's DecisionTreeClassifier parameters for this version only; unknown or invalid ones
-        raise InvalidInput naming each parameter. Data whose input fields differ from the current
+        ``estimator`` (a class name, or an unfitted estimator or Pipeline) trains another model
+        than the Modeler's (else the recipe's, else a DecisionTreeClassifier). ``params`` (a
+        mapping, for parameters that come as data) and ``tree_params`` override the estimator's
+        parameters for this version only; unknown or invalid ones raise InvalidInput naming each
+        parameter (an unknown estimator name: the field ``estimator``). Data whose input fields differ from the current
         version's raises SchemaChange unless ``allow_schema_change``: clients would have to change.
         """
         given = {**(params or {}), **tree_params}
