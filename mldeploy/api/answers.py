@@ -7,8 +7,8 @@ label in its own JSON type (an integer label is a JSON integer); ``Probabilities
 when the model has them (``predict_proba``); a regressor answers ``Prediction`` (a number) instead
 of both. A row with a feature outside its training range, or a category not seen in training,
 also gets ``Warnings``, and every row an ``Explanation`` when one is asked for (a model that gives
-none answers ``explain`` with a 400 before anything is computed for it). The keys are :mod:`mldeploy.contract`'s; the values come from the predictor's
-answers, whatever kind of model gave them.
+none answers ``explain`` with a 400). The keys are :mod:`mldeploy.contract`'s; the values come
+from the predictor's answers, whatever kind of model gave them.
 
 ``serialised=True`` (HTTP, whose responses orjson writes) uses pre-serialised JSON where the
 predictor answers from a fixed table (a tree's leaves): each entry's JSON is serialised once per

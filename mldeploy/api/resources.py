@@ -135,7 +135,7 @@ class ModelTrain(Resource):
         estimator = body.get(ESTIMATOR)
         params, allow = body.get(PARAMS, {}), body.get(ALLOW_SCHEMA_CHANGE, False)
         errors = []
-        if estimator is not None and (not isinstance(estimator, str) or not estimator):
+        if ESTIMATOR in body and (not isinstance(estimator, str) or not estimator):
             errors.append(FieldError(None, ESTIMATOR, "must be a scikit-learn estimator class name"))
         if not isinstance(params, dict):
             errors.append(FieldError(None, PARAMS, "must be an object of the estimator's parameters"))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mldeploy.api.model_schema import model_schema
 from mldeploy.contract import CLASS, MODEL_VERSION, PREDICTION, WARNINGS
 from modeler.batch import CheckedFrame, check_frame
 from modeler.errors import MISSING, FieldError, InvalidInput
@@ -56,7 +57,7 @@ def answer_columns(model: LoadedModel) -> tuple[str, ...]:
 
 def text_fields(model: LoadedModel) -> tuple[str, ...]:
     """The fields a CSV reader must keep as text (a text field's "5" is the text "5")."""
-    return tuple(f.name for f in model.schema.fields if f.type == TEXT)
+    return tuple(f.name for f in model_schema(model).fields if f.type == TEXT)
 
 
 def check_columns(columns: Sequence[object], features: Sequence[str], outputs: Sequence[str]) -> None:
@@ -82,7 +83,7 @@ def score_frame(model: LoadedModel, frame: pd.DataFrame, first_row: int = 0, *, 
     features, outputs = model.features, answer_columns(model)
     check_columns(frame.columns, features, outputs)
     frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
-    checked = check_frame(frame, model.schema, first_row, text=text)
+    checked = check_frame(frame, features, first_row, text=text)
     scored = frame.reset_index(drop=True) if not checked.failed_rows else frame.loc[checked.good].reset_index(drop=True)
     values = checked.values
     for j, name in enumerate(features):
@@ -110,7 +111,7 @@ def warned_fields(checked: CheckedFrame, model: LoadedModel) -> np.ndarray:
     values = checked.values
     cells = filled(len(values), "")
     if isinstance(values, pd.DataFrame):  # typed rows: the numbers checked against their ranges
-        numeric = [f.name for f in model.schema.fields if f.numeric]
+        numeric = [f.name for f in model_schema(model).fields if f.numeric]
         ranges = [r for name, r in zip(model.features, model.ranges, strict=True) if name in numeric]
         found_by_row = out_of_range(values[numeric].to_numpy(dtype=np.float64), numeric, ranges)
     else:

@@ -24,6 +24,7 @@ import numpy as np
 from flask import Request, Response
 from werkzeug.exceptions import UnsupportedMediaType
 
+from mldeploy.api.model_schema import model_schema
 from mldeploy.api.payload import check_row_limit
 from mldeploy.http import jsonio
 from modeler.errors import FieldError, InvalidInput
@@ -56,6 +57,8 @@ FIELD_DATATYPES = {
     TEXT: (BYTES,),
     BOOLEAN: ("BOOL",),
 }
+# What JSON data of each datatype must hold, in words.
+KINDS = {BYTES: "strings", "BOOL": "booleans", "FP32": "numbers", "FP64": "numbers"}
 LABEL, PROBABILITIES, PREDICTION = "label", "probabilities", "prediction"
 # The outputs of the default model (the Iris tree), in order.
 OUTPUTS = (LABEL, PROBABILITIES)
@@ -88,7 +91,7 @@ def label_datatype(classes: Sequence[object]) -> str:
 def model_metadata(name: str, model: LoadedModel) -> dict:
     """Model metadata: one input per field, typed after it (``parameters`` say what the schema
     knows: nullable, the range or categories), the outputs the model gives, shapes from the model."""
-    schema: Schema = model.schema
+    schema = model_schema(model)
     inputs = []
     for f in schema.fields:
         tensor: dict = {"name": f.name, "datatype": FIELD_DATATYPES[f.type][0], "shape": [-1]}
@@ -155,7 +158,7 @@ def _flat(data: object, name: str, datatype: str, nullable: bool) -> list:
         elif type(item) in accepted or (item is None and nullable):  # type(): a bool is no number
             out.append(item)
         else:
-            kinds = {BYTES: "strings", "BOOL": "booleans"}.get(datatype, "numbers" if datatype in FLOATS else "integers")
+            kinds = KINDS.get(datatype, "integers")
             raise bad(f"data must hold only {kinds}, found {json.dumps(item)}", name)
     return out
 
