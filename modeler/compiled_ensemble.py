@@ -548,6 +548,13 @@ class CompiledEnsemble:
             return answers
         return self._labels.take(self._decided(raw, answers))
 
+    def predict_with_proba(self, X: Any, *, walk: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``(predict(X), predict_proba(X))`` from one pass over the trees; classifiers only."""
+        if not self.is_classifier:
+            raise TypeError(f"{self.estimator} is a regressor: it has no probabilities")
+        raw, answers = self._answers(X, walk=walk)
+        return self._labels.take(self._decided(raw, answers)), answers
+
     def predict_proba(self, X: Any, *, walk: bool = False) -> np.ndarray:
         """Class probabilities, as the estimator's ``predict_proba``; classifiers only."""
         if not self.is_classifier:

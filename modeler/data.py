@@ -39,8 +39,11 @@ def describe_source(data: DataSource) -> str:
     return Path(data).name
 
 
-def load_training_data(data: DataSource, target: str) -> tuple[pd.DataFrame, pd.Series]:
-    """Return ``(X, y)``: numeric feature columns and the target as strings.
+def load_training_data(
+    data: DataSource, target: str, *, numeric_target: bool = False
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Return ``(X, y)``: numeric feature columns and the target as strings (as float64 with
+    ``numeric_target``, for a regressor).
 
     ``data`` is None (Iris), a CSV path, or a DataFrame holding a ``target`` column.
     """
@@ -78,5 +81,10 @@ def load_training_data(data: DataSource, target: str) -> tuple[pd.DataFrame, pd.
         raise DataError("the training data has missing values; drop or fill them first")
     if len(frame) < 2:
         raise DataError("the training data needs at least 2 rows")
+    if numeric_target:
+        y = frame[target]
+        if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+            raise DataError(f"a regressor needs a numeric target column; {target!r} is not")
+        return features.astype("float64"), y.astype("float64")
     # Labels are kept as strings so that predictions are str whatever the CSV held.
     return features.astype("float64"), frame[target].astype(str)

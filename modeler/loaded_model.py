@@ -7,6 +7,10 @@ from functools import cached_property
 
 from modeler.predictors.base import Predictor
 from modeler.ranges import Range, training_ranges
+from modeler.schema import Schema
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
 
 # Metadata a version needs to be served; anything less is treated as a corrupt version.
 REQUIRED_METADATA = ("version", "feature_names", "classes", "artifact")
@@ -31,9 +35,21 @@ class LoadedModel:
         return tuple(self.metadata["feature_names"])
 
     @property
-    def classes(self) -> tuple[str, ...]:
-        """Class names, in the order of the probability columns."""
+    def classes(self) -> tuple:
+        """Class labels (each in its own JSON type), in the order of the probability columns;
+        () for a regressor."""
         return self.predictor.classes
+
+    @cached_property
+    def schema(self) -> Schema:
+        """The input fields, their types and what is known of them (:mod:`modeler.schema`)."""
+        return Schema.from_metadata(self.metadata)
+
+    @property
+    def task(self) -> str:
+        """``classification`` or ``regression`` (a version saved before tasks were recorded is a
+        classifier)."""
+        return self.metadata.get("task", CLASSIFICATION)
 
     @cached_property
     def ranges(self) -> tuple[Range, ...]:

@@ -16,16 +16,19 @@ import copy
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modeler.explanation import Explanation
+from modeler.errors import DataError, FieldError, InvalidInput
+from modeler.estimators import DEFAULT_ESTIMATOR, check_estimator_params, trainable
 from modeler.inference import Inference
 from modeler.loaded_model import LoadedModel
+from modeler.predictors.base import PROBABILITIES, VALUE
 from modeler.recipe import Recipe
 from modeler.training import TrainedVersion, train
 from modeler.tree_params import check_tree_params, tree_param_names
+from modeler.typed_validation import to_typed_rows
 from modeler.validation import to_rows
 from modeler.version_store import (
     DEFAULT_KEEP_VERSIONS,
@@ -80,10 +83,12 @@ class Modeler:
 
     ``data`` is a CSV path or DataFrame holding a ``target`` column, or None: then a training
     repeats the current version's recipe (its data and target), or uses scikit-learn's bundled
-    Iris when there is no current version. Extra keyword arguments are DecisionTreeClassifier
-    parameters. Nothing is read or trained until first needed: the first prediction loads the
-    current saved version, or trains and saves one when none exists (``lazy_train``), exactly once
-    across threads and processes sharing ``model_dir``.
+    Iris when there is no current version. ``estimator`` is what to train: a class name (any
+    classifier or regressor of sklearn.tree/ensemble/linear_model/neighbors/svm) or an unfitted
+    estimator or Pipeline; None trains the current recipe's, else a DecisionTreeClassifier.
+    Extra keyword arguments are its parameters. Nothing is read or trained until first needed:
+    the first prediction loads the current saved version, or trains and saves one when none
+    exists (``lazy_train``), exactly once across threads and processes sharing ``model_dir``.
 
     When the current version cannot be loaded, ``on_corrupt`` (bad hash, truncated, unreadable)
     and ``on_incompatible`` (saved by another scikit-learn) choose between ``"retrain"`` (train a
@@ -105,9 +110,12 @@ class Modeler:
         on_corrupt: str | None = None,
         on_incompatible: str | None = None,
         keep_versions: int = DEFAULT_KEEP_VERSIONS,
+        estimator: str | object | None = None,
         **tree_params: object,
     ) -> None:
-        unknown = sorted(set(tree_params) - tree_param_names()) if tree_params else []
+        unknown = sorted(set(tree_params) - tree_param_names()) if tree_params and estimator is None else []
+        if estimator is not None and tree_params:
+            tree_params = check_estimator_params(estimator, tree_params)
         if unknown:
             raise TypeError(
                 f"unknown DecisionTreeClassifier parameter(s): {', '.join(unknown)}; "
@@ -121,6 +129,9 @@ class Modeler:
         self.target = target
         self.random_state = random_state
         self.tree_params = dict(tree_params)
+        # The estimator to train (a class name or an unfitted instance); None: the recipe's, else
+        # a DecisionTreeClassifier.
+        self.estimator = estimator
         self._versions = VersionStore(
             self.model_dir,
             self._training(self.tree_params, automatic=True),
@@ -224,18 +235,52 @@ class Modeler:
         return self
 
     def fit(
-        self, params: Mapping[str, object] | None = None, /, *, allow_schema_change: bool = False, **tree_params: object
+        self,
+        params: Mapping[str, object] | None = None,
+        *,
+        allow_schema_change: bool = False,
+        estimator: str | object | None = None,
+        **tree_params: object,
     ) -> Modeler:
         """Train a new version, save it, make it current; returns self.
 
         The data is the Modeler's ``data``, else the current version's recipe (else Iris).
-        ``params`` (a mapping, for parameters that come as data) and ``tree_params`` override the
-        Modeler's DecisionTreeClassifier parameters for this version only; unknown or invalid ones
-        raise InvalidInput naming each parameter. Data whose input fields differ from the current
+        ``estimator`` (a class name, or an unfitted estimator or Pipeline) trains another model
+        than the Modeler's (else the recipe's, else a DecisionTreeClassifier). ``params`` (a
+        mapping, for parameters that come as data) and ``tree_params`` override the estimator's
+        parameters for this version only; unknown or invalid ones raise InvalidInput naming each
+        parameter (an unknown estimator name: the field ``estimator``). Data whose input fields differ from the current
         version's raises SchemaChange unless ``allow_schema_change``: clients would have to change.
         """
-        params = {**self.tree_params, **check_tree_params({**(params or {}), **tree_params})}
-        self._versions.train(self._training(params, allow_schema_change=allow_schema_change))
+        given = {**(params or {}), **tree_params}
+        if estimator is not None:  # another estimator: its own parameters, not the Modeler's
+            params = check_estimator_params(estimator, given)
+        elif self.estimator is not None:
+            params = {**self.tree_params, **check_estimator_params(self.estimator, given)}
+        else:
+            params = {**self.tree_params, **self._checked_recipe_params(given)}
+        self._versions.train(self._training(params, allow_schema_change=allow_schema_change, estimator=estimator))
+        return self
+
+    def _checked_recipe_params(self, given: Mapping[str, object]) -> dict[str, object]:
+        """Parameters for a training of the current recipe's estimator (a tree unless the current
+        version was trained with another)."""
+        recipe = Recipe.from_metadata(self._versions.current_metadata()) if self.data is None else None
+        if recipe is None or recipe.estimator_name == DEFAULT_ESTIMATOR:
+            return check_tree_params(given)
+        return check_estimator_params(recipe.estimator_name, given)
+
+    def import_model(self, estimator_or_path: object, sample: object = None, trust: Sequence[str] = ()) -> Modeler:
+        """Adopt a fitted scikit-learn estimator or Pipeline, or a file holding one (``.joblib``,
+        ``.pkl``, ``.pickle`` read by the restricted loader, ``.skops`` by skops' safe loader;
+        ``trust`` names further types to admit), as a new saved version, and make it current.
+
+        ``sample`` (a DataFrame, or a CSV's path) gives the columns' types, categories and ranges;
+        without it the estimator's own knowledge is used. Returns self, like :meth:`fit`.
+        """
+        from modeler.importing import adoption
+
+        self._versions.train(adoption(estimator_or_path, sample, trust))
         return self
 
     def activate(self, version: str) -> dict:
@@ -244,7 +289,12 @@ class Modeler:
         return copy.deepcopy(self._versions.activate(version).metadata)
 
     def _training(
-        self, params: Mapping[str, object], *, automatic: bool = False, allow_schema_change: bool = False
+        self,
+        params: Mapping[str, object],
+        *,
+        automatic: bool = False,
+        allow_schema_change: bool = False,
+        estimator: str | object | None = None,
     ) -> Training:
         """What the version store calls to train: the data and target are the Modeler's when it has
         data, else the current version's recipe. An ``automatic`` training (lazy, or replacing an
@@ -252,13 +302,24 @@ class Modeler:
 
         def make(current: dict | None) -> TrainedVersion:
             data, target, chosen = self.data, self.target, dict(params)
+            model = estimator if estimator is not None else self.estimator
             recipe = Recipe.from_metadata(current) if data is None else None
             if recipe is not None:
                 data, target = recipe.source(), recipe.target
-                if automatic:
-                    chosen = {**recipe.params, **chosen}
+                if model is None:  # the recipe's estimator, with its parameters on an automatic run
+                    model = recipe.estimator_name
+                    if model not in trainable():
+                        raise DataError(f"the current version's {model} cannot be trained by name: pass the estimator")
+                    if automatic:
+                        chosen = {**recipe.params, **chosen}
             return train(
-                data, target, chosen, self.random_state, current=current, allow_schema_change=allow_schema_change
+                data,
+                target,
+                chosen,
+                self.random_state,
+                current=current,
+                allow_schema_change=allow_schema_change,
+                estimator=DEFAULT_ESTIMATOR if model is None else model,
             )
 
         return make
@@ -273,35 +334,52 @@ class Modeler:
     def infer(self, x: object, *, estimator_walk: bool = False) -> Inference:
         """Validate ``x`` and predict it; the result carries the version that computed it.
 
-        A batch is answered without scikit-learn (so a server never unpickles the estimator);
-        ``estimator_walk=True`` lets the predictor use scikit-learn's own compiled walk instead,
-        about 3x faster on a million rows, identical by construction (for in-process batches).
-        Raises :class:`~modeler.errors.InvalidInput` naming every bad field.
+        A batch is answered without scikit-learn where the model has a compiled path (so a server
+        never unpickles the estimator); ``estimator_walk=True`` lets the single tree use
+        scikit-learn's own compiled walk instead, about 3x faster on a million rows, identical by
+        construction (for in-process batches). Raises :class:`~modeler.errors.InvalidInput`
+        naming every bad field (its row, and the problem).
         """
         model = self._versions.current()
-        rows, single = to_rows(x, model.features)
+        schema = model.schema
+        if schema.numeric_only:  # the float fast path (the default model's)
+            rows, single = to_rows(x, model.features)
+            typed = None
+        else:
+            rows, single = to_typed_rows(x, schema)
+            typed = schema
         answers = model.predictor.answer(rows, single=single, use_estimator=estimator_walk)
-        return Inference(model.version, model.features, rows, single, answers, model.predictor, model.ranges)
+        return Inference(model.version, model.features, rows, single, answers, model.predictor, model.ranges, typed)
 
-    def predict(self, x: object) -> str | list[str]:
-        """Class label for one row (a dict or a list of numbers in feature order), or a list of
-        labels for many rows (a list of rows, a 2-D array or a DataFrame), in input order."""
+    def predict(self, x: object) -> object:
+        """Class label (in its own type) or, for a regressor, the value for one row (a dict or a
+        list of values in feature order); a list of them for many rows (a list of rows, a 2-D
+        array or a DataFrame), in input order."""
         result = self.infer(x, estimator_walk=True)
+        if result.predictor.can(VALUE):
+            values = result.values()
+            return float(values[0]) if result.single else values.tolist()
         if result.single:
             return result.answers.label(0)
         return result.label_array().tolist()
 
-    def explain(self, x: object) -> Explanation | list[Explanation]:
-        """Why the model answers as it does: the root-to-leaf path of one row (the same forms as
-        :meth:`predict`), or a list of paths for many rows. ``.as_dict()`` gives plain words and
-        structured steps."""
+    def explain(self, x: object) -> object:
+        """Why the model answers as it does, for one row (the same forms as :meth:`predict`) or a
+        list for many rows: a single tree's root-to-leaf path (:class:`Explanation`), or a tree
+        ensemble's contributions per feature; ``.as_dict()`` gives it as JSON. Other models raise
+        InvalidInput naming ``explain``."""
         result = self.infer(x)
         explanations = result.explanations()
         return explanations[0] if result.single else explanations
 
     def predict_proba(self, x: object) -> dict[str, float] | list[dict[str, float]] | pd.DataFrame:
         """``{class: probability}`` for one row, a list of such dicts for many rows, or a DataFrame
-        with one column per class (and the input's index) when given a DataFrame."""
+        with one column per class (and the input's index) when given a DataFrame. Classes are
+        keyed ``str(label)``; a model without ``predict_proba`` raises InvalidInput."""
+        model = self._versions.current()
+        if not model.predictor.can(PROBABILITIES):
+            what = "a regressor" if model.predictor.can(VALUE) else f"this {model.metadata.get('estimator')}"
+            raise InvalidInput([FieldError(None, "probabilities", f"{what} gives no probabilities")])
         result = self.infer(x, estimator_walk=True)
         if result.single:
             return result.probability_dicts()[0]

@@ -51,9 +51,14 @@ class Recipe:
     params: Mapping[str, object] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, data: DataSource, target: str, params: Mapping[str, object]) -> Recipe:
-        """The recipe of a training on ``data``."""
-        return cls(data_reference(data), target, ESTIMATOR, dict(params))
+    def of(cls, data: DataSource, target: str, params: Mapping[str, object], estimator: str = ESTIMATOR) -> Recipe:
+        """The recipe of a training on ``data`` (``estimator``: the class's name)."""
+        return cls(data_reference(data), target, estimator, dict(params))
+
+    @property
+    def estimator_name(self) -> str:
+        """The estimator's class name, as a training takes it (``DecisionTreeClassifier``)."""
+        return self.estimator.rsplit(".", 1)[-1]
 
     @classmethod
     def from_metadata(cls, metadata: Mapping | None) -> Recipe | None:

@@ -91,9 +91,12 @@ class Schema:
     fields: tuple[Field, ...]
     positional: bool = False
     _by_name: dict[str, Field] = field(init=False, repr=False, compare=False)
+    _numeric_only: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {f.name: f for f in self.fields})
+        # Read on every prediction (it picks the validation path): computed once.
+        object.__setattr__(self, "_numeric_only", all(f.numeric and not f.nullable for f in self.fields))
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -103,7 +106,7 @@ class Schema:
     @property
     def numeric_only(self) -> bool:
         """Every field a number or integer and none nullable: the float fast path applies."""
-        return all(f.numeric and not f.nullable for f in self.fields)
+        return self._numeric_only
 
     def field(self, name: str) -> Field:
         """The field called ``name`` (KeyError if none)."""

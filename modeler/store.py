@@ -9,6 +9,7 @@ Layout under the model directory::
     .train.lock                  file lock held by whoever writes (train, activate, clean-up)
     versions/<id>/model.joblib   the fitted estimator
     versions/<id>/tree.json      the same tree as plain arrays (modeler.compiled_tree), for serving
+    versions/<id>/ensemble.bin   or a tree ensemble's arrays (modeler.compiled_ensemble)
     versions/<id>/metadata.json  what DESIGN.md lists, including both files' sha256
 
 A version directory is built under a temporary name and renamed into place only when all files
@@ -140,10 +141,13 @@ class ModelStore:
         except ValueError as exc:
             raise ModelIntegrityError(f"metadata of version {version!r} is not valid JSON") from exc
 
-    def save(self, estimator: object, metadata: dict, compiled: bytes | None = None) -> dict:
+    def save(
+        self, estimator: object, metadata: dict, compiled: bytes | None = None, compiled_file: str = COMPILED_FILE
+    ) -> dict:
         """Write a new version and return its metadata (with the files' hashes). Hold :meth:`lock`.
 
-        ``compiled`` is the tree as plain arrays (``CompiledTree.to_json``), saved beside the pickle.
+        ``compiled`` is the predictor's own saved form (the tree's arrays as ``tree.json``, an
+        ensemble's as ``ensemble.bin``), saved beside the pickle as ``compiled_file``.
         """
         import joblib
 
@@ -158,9 +162,9 @@ class ModelStore:
             data = artifact.read_bytes()
             metadata = {**metadata, "artifact": _file_entry(ARTIFACT_FILE, data)}
             if compiled is not None:
-                (tmp / COMPILED_FILE).write_bytes(compiled)
-                fsync_file(tmp / COMPILED_FILE)
-                metadata["compiled"] = _file_entry(COMPILED_FILE, compiled)
+                (tmp / compiled_file).write_bytes(compiled)
+                fsync_file(tmp / compiled_file)
+                metadata["compiled"] = _file_entry(compiled_file, compiled)
             meta_path = tmp / METADATA_FILE
             meta_path.write_text(json.dumps(metadata, indent=2, sort_keys=True), encoding="utf-8")
             fsync_file(meta_path)

@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from modeler.errors import DataError, SchemaChange
+from modeler.estimators import DEFAULT_ESTIMATOR
 from modeler.json_values import json_safe
 from modeler.recipe import ESTIMATOR, RECIPE, Recipe
 
 if TYPE_CHECKING:
     import pandas as pd
-    from sklearn.tree import DecisionTreeClassifier
 
     from modeler.data import DataSource
+    from modeler.predictors.base import Predictor
 
 HOLDOUT_FRACTION = 0.2
 # Below this many rows a holdout says nothing; the model then trains on everything.
@@ -34,8 +35,10 @@ MIN_ROWS_FOR_HOLDOUT = 10
 class TrainedVersion:
     """A freshly fitted estimator and the metadata of the version it becomes (files not yet saved)."""
 
-    estimator: DecisionTreeClassifier
+    estimator: object
     metadata: dict
+    # The predictor that will answer for it, when the maker built it already (else built on save).
+    predictor: Predictor | None = None
 
 
 def new_version_id(now: datetime) -> str:
@@ -59,8 +62,10 @@ def train(
     *,
     current: Mapping | None = None,
     allow_schema_change: bool = False,
+    estimator: str | object = DEFAULT_ESTIMATOR,
 ) -> TrainedVersion:
-    """Fit a DecisionTreeClassifier with ``params`` on ``data`` (None for Iris) and describe it.
+    """Fit ``estimator`` (a class name from :mod:`modeler.estimators`, or an unfitted instance,
+    cloned) with ``params`` on ``data`` (None for Iris) and describe it.
 
     Unless ``allow_schema_change``, data whose input fields differ from the ``current`` version's
     (its metadata) raises SchemaChange before anything is fitted.
@@ -68,29 +73,29 @@ def train(
     import joblib
     import pandas as pd
     import sklearn
+    from sklearn.base import is_regressor
 
     from modeler.data import describe_source, load_training_data
+    from modeler.estimators import build
+    from modeler.model_description import TRAINED_SOURCE, describe, served
 
-    X, y = load_training_data(data, target)
+    made = build(estimator, params, random_state)  # bad parameters fail before the data is read
+    X, y = load_training_data(data, target, numeric_target=is_regressor(made))
     if not allow_schema_change:
         check_schema(current, [str(c) for c in X.columns])
-    estimator, holdout, X_train = fit_with_holdout(X, y, params, random_state)
+    fitted, holdout, X_train = fit_with_holdout(made, X, y, random_state)
+    predictor, schema = served(fitted, X_train)
     now = datetime.now(UTC)
+    name = estimator if isinstance(estimator, str) else type(estimator).__name__
     metadata = {
         "version": new_version_id(now),
         "trained_at": now.isoformat(timespec="microseconds"),
-        "estimator": ESTIMATOR,
-        "params": json_safe(estimator.get_params()),
+        **describe(fitted, predictor, schema, TRAINED_SOURCE),
+        "params": json_safe(fitted.get_params(deep=False)),
         "target": target,
-        RECIPE: Recipe.of(data, target, params).as_metadata(),
-        "feature_names": [str(f) for f in estimator.feature_names_in_],
-        "feature_ranges": {
-            str(name): [float(X_train[name].min()), float(X_train[name].max())] for name in X_train.columns
-        },
-        "classes": [str(c) for c in estimator.classes_],
+        RECIPE: Recipe.of(data, target, params, ESTIMATOR if name == DEFAULT_ESTIMATOR else name).as_metadata(),
         "holdout": holdout,
         "data": {"source": describe_source(data), "rows": len(X)},
-        "tree": {"depth": int(estimator.get_depth()), "leaves": int(estimator.get_n_leaves())},
         "environment": {
             "python": platform.python_version(),
             "sklearn": sklearn.__version__,
@@ -99,20 +104,26 @@ def train(
             "pandas": pd.__version__,
         },
     }
-    return TrainedVersion(estimator, metadata)
+    if hasattr(fitted, "get_depth") and hasattr(fitted, "get_n_leaves"):
+        metadata["tree"] = {"depth": int(fitted.get_depth()), "leaves": int(fitted.get_n_leaves())}
+    return TrainedVersion(fitted, metadata, predictor)
 
 
 def fit_with_holdout(
-    X: pd.DataFrame, y: pd.Series, params: Mapping[str, object], random_state: int | None
-) -> tuple[DecisionTreeClassifier, dict, pd.DataFrame]:
-    """Fit on a stratified split and score the held-out part; the saved model is this fit."""
+    estimator: object, X: pd.DataFrame, y: pd.Series, random_state: int | None
+) -> tuple[object, dict, pd.DataFrame]:
+    """Fit on a split (stratified for a classifier) and score the held-out part (accuracy, or a
+    regressor's R²); the saved model is this fit."""
+    from sklearn.base import is_regressor
     from sklearn.model_selection import train_test_split
-    from sklearn.tree import DecisionTreeClassifier
 
+    regression = is_regressor(estimator)
     holdout: dict = {"fraction": HOLDOUT_FRACTION, "accuracy": None, "stratified": False}
+    if regression:
+        holdout["r2"] = None
     X_train, y_train = X, y
     if len(X) >= MIN_ROWS_FOR_HOLDOUT:
-        stratify = y if y.value_counts().min() >= 2 else None
+        stratify = y if not regression and y.value_counts().min() >= 2 else None
         try:
             X_train, X_test, y_train, y_test = train_test_split(
                 X, y, test_size=HOLDOUT_FRACTION, random_state=random_state, stratify=stratify
@@ -123,7 +134,6 @@ def fit_with_holdout(
                 X, y, test_size=HOLDOUT_FRACTION, random_state=random_state
             )
         holdout["stratified"] = stratify is not None
-    estimator = DecisionTreeClassifier(random_state=random_state, **params)
     try:
         estimator.fit(X_train, y_train)
     # Parameters valid alone but not on this data; or values of a type the constraints let
@@ -132,7 +142,10 @@ def fit_with_holdout(
     except (ValueError, TypeError, IndexError) as exc:
         raise DataError(f"training failed: {exc}") from exc
     if X_train is not X:
-        holdout["accuracy"] = float(np.mean(estimator.predict(X_test) == y_test.to_numpy()))
+        if regression:
+            holdout["r2"] = float(estimator.score(X_test, y_test))
+        else:
+            holdout["accuracy"] = float(np.mean(estimator.predict(X_test) == y_test.to_numpy()))
         holdout["train_rows"], holdout["test_rows"] = len(X_train), len(X_test)
     else:
         holdout["train_rows"], holdout["test_rows"] = len(X), 0

@@ -39,8 +39,9 @@ from modeler.errors import (
     VersionUnusable,
 )
 from modeler.loaded_model import REQUIRED_METADATA, LoadedModel
-from modeler.predictors import predictor_for, saved_predictor
-from modeler.store import ModelStore
+from modeler.predictors import COMPILED_FILES, predictor_for, saved_predictor
+from modeler.schema import Schema
+from modeler.store import COMPILED_FILE, ModelStore
 from modeler.training import TrainedVersion
 
 RETRAIN = "retrain"
@@ -235,12 +236,12 @@ class VersionStore:
         return model
 
     def _load_estimator(self, version: str) -> object:
-        from sklearn.tree import DecisionTreeClassifier
+        from sklearn.base import BaseEstimator
 
         estimator, _ = self.store.load(version)
-        if not isinstance(estimator, DecisionTreeClassifier):
+        if not isinstance(estimator, BaseEstimator):
             raise IncompatibleModelError(
-                f"version {version!r} holds a {type(estimator).__name__}, not a DecisionTreeClassifier"
+                f"version {version!r} holds a {type(estimator).__name__}, not a scikit-learn estimator"
             )
         return estimator
 
@@ -252,13 +253,16 @@ class VersionStore:
         if compiled is not None:
             data, metadata = compiled
             try:
-                predictor = saved_predictor(data, functools.partial(self._load_estimator, version))
+                predictor = saved_predictor(data, functools.partial(self._load_estimator, version), metadata)
             except (ValueError, KeyError, TypeError) as exc:
                 raise ModelIntegrityError(f"the compiled tree of version {version!r} is unusable: {exc}") from exc
         else:
             estimator = self._load_estimator(version)
             metadata = self.store.read_metadata(version)
-            predictor = predictor_for(estimator)
+            try:
+                predictor = predictor_for(estimator, Schema.from_metadata(metadata))
+            except (ValueError, AttributeError) as exc:
+                raise ModelIntegrityError(f"version {version!r} cannot be served: {exc}") from exc
         missing = [key for key in REQUIRED_METADATA if key not in metadata]
         if missing:
             raise ModelIntegrityError(f"metadata of version {version!r} lacks {', '.join(missing)}")
@@ -278,8 +282,14 @@ class VersionStore:
 
     def _train_locked(self, make: Training) -> LoadedModel:
         trained = make(self.current_metadata())
-        predictor = predictor_for(trained.estimator)
-        metadata = self.store.save(trained.estimator, trained.metadata, compiled=predictor.compiled())
+        predictor = trained.predictor or predictor_for(trained.estimator)
+        compiled = predictor.compiled()
+        metadata = self.store.save(
+            trained.estimator,
+            {**trained.metadata, "predictor": predictor.name},
+            compiled=compiled,
+            compiled_file=COMPILED_FILES.get(predictor.name, COMPILED_FILE),
+        )
         version = metadata["version"]
         self.store.activate(version)
         log.info("trained and saved model version %s in %s", version, self.model_dir)

@@ -30,7 +30,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a DecisionTreeClassifier parameter for this version, e.g. --param max_depth=3 (repeatable)",
+        help="a parameter of the estimator for this version, e.g. --param max_depth=3 (repeatable)",
+    )
+    parser.add_argument(
+        "--estimator",
+        metavar="NAME",
+        help="a scikit-learn classifier or regressor of sklearn.tree, ensemble, linear_model, neighbors or svm "
+        "by class name, e.g. RandomForestClassifier (default: the current version's, else DecisionTreeClassifier)",
     )
     parser.add_argument(
         "--allow-schema-change",
@@ -43,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train, print the new version's metadata."""
-    modeler = configured_modeler().fit(dict(args.param), allow_schema_change=args.allow_schema_change)
+    modeler = configured_modeler().fit(
+        dict(args.param), allow_schema_change=args.allow_schema_change, estimator=args.estimator
+    )
     print_json(modeler.metadata)
     return 0

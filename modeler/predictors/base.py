@@ -68,8 +68,8 @@ class Answers(ABC):
     def __len__(self) -> int: ...
 
     @abstractmethod
-    def labels(self) -> list[str]:
-        """The predicted class per row."""
+    def labels(self) -> list:
+        """The predicted class per row, each label in its own JSON type (an int label is an int)."""
 
     def label(self, row: int) -> str:
         """The predicted class of one row (a one-row request's answer, without building a list)."""
@@ -87,9 +87,65 @@ class Answers(ABC):
     def probability_dicts(self) -> list[dict[str, float]]:
         """Class probabilities per row as ``{class: probability}`` dicts (each its own copy)."""
 
+    def values(self) -> np.ndarray:
+        """A regressor's value per row (float64); TypeError for a classifier."""
+        raise TypeError("a classifier answers labels, not values")
+
     def table_entries(self) -> tuple[AnswerTable, list[int]] | None:
         """``(table, entry per row)`` when every answer is an entry of a fixed table, else None."""
         return None
+
+
+class ArrayAnswers(Answers):
+    """Answers computed for the request's rows as arrays: labels (and probabilities, when the
+    model has them) of a classifier, or a regressor's values. Probability dicts are keyed
+    ``str(label)``; labels keep their own type (numpy scalars become Python ones)."""
+
+    __slots__ = ("_labels", "_probabilities", "_values", "classes")
+
+    def __init__(
+        self,
+        classes: Sequence[object],
+        labels: np.ndarray | None = None,
+        probabilities: np.ndarray | None = None,
+        values: np.ndarray | None = None,
+    ) -> None:
+        self.classes = tuple(classes)
+        self._labels = labels
+        self._probabilities = probabilities
+        self._values = values
+
+    def __len__(self) -> int:
+        return len(self._values if self._labels is None else self._labels)
+
+    def _need_labels(self) -> np.ndarray:
+        if self._labels is None:
+            raise TypeError("a regressor answers values, not labels")
+        return self._labels
+
+    def labels(self) -> list:
+        return self._need_labels().tolist()
+
+    def label(self, row: int) -> object:
+        value = self._need_labels()[row]
+        return value.item() if isinstance(value, np.generic) else value
+
+    def label_array(self) -> np.ndarray:
+        return np.asarray(self.labels(), dtype=object)
+
+    def probabilities(self) -> np.ndarray:
+        if self._probabilities is None:
+            raise TypeError("this model gives no probabilities")
+        return self._probabilities
+
+    def probability_dicts(self) -> list[dict[str, float]]:
+        keys = [str(c) for c in self.classes]
+        return [dict(zip(keys, row, strict=True)) for row in self.probabilities().tolist()]
+
+    def values(self) -> np.ndarray:
+        if self._values is None:
+            raise TypeError("a classifier answers labels, not values")
+        return self._values
 
 
 class TableAnswers(Answers):
@@ -134,8 +190,12 @@ class Predictor(ABC):
     and know their library; none knows HTTP."""
 
     kind: ClassVar[str]
-    capabilities: ClassVar[frozenset[str]]
-    classes: tuple[str, ...]
+    # Which predictor answers (the metadata's "predictor": tree, ensemble, general).
+    name: ClassVar[str] = "tree"
+    capabilities: frozenset[str]
+    classes: tuple  # labels in their own JSON type; () for a regressor
+    # Whether number fields may be null (NaN) on this predictor's path.
+    accepts_missing: bool = False
 
     def can(self, capability: str) -> bool:
         """Whether this predictor gives ``capability`` (LABELS, PROBABILITIES, VALUE, EXPLANATION)."""

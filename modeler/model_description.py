@@ -1,0 +1,53 @@
+"""What a saved version says of the model it holds, whether trained or imported: its task, class,
+predictor, input schema, feature names and ranges, classes (in their own JSON type).
+
+One place builds it so that a trained and an imported version read alike (see SCHEMA.md).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from modeler.json_values import json_safe
+from modeler.predictors import predictor_for
+from modeler.predictors.base import Predictor
+from modeler.schema import SCHEMA, Schema, ranges_of, schema_of
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TRAINED_SOURCE = "trained"
+IMPORTED_SOURCE = "imported"
+
+
+def served(estimator: object, sample: pd.DataFrame | None = None) -> tuple[Predictor, Schema]:
+    """The predictor that will answer for ``estimator`` and the schema its requests are checked
+    against (a field is nullable only where that predictor takes missing values)."""
+    from modeler.predictors.general import GeneralPredictor
+
+    predictor = predictor_for(estimator, Schema(()))  # the general one is rebuilt below with its schema
+    nullable = predictor.accepts_missing if not isinstance(predictor, GeneralPredictor) else None
+    schema = schema_of(estimator, sample, nullable=nullable)
+    if isinstance(predictor, GeneralPredictor):
+        predictor = GeneralPredictor.from_estimator(estimator, schema)
+    return predictor, schema
+
+
+def describe(estimator: object, predictor: Predictor, schema: Schema, source: str) -> dict:
+    """The metadata keys every version carries about its model."""
+    from modeler.predictors.general import task_of
+
+    task = task_of(estimator)
+    described = {
+        "task": task,
+        "estimator": type(estimator).__name__,
+        "predictor": predictor.name,
+        "source": source,
+        SCHEMA: json_safe(schema.as_metadata()),
+        "feature_names": list(schema.names),
+        "feature_ranges": ranges_of(schema),
+        "classes": json_safe(np.asarray(estimator.classes_).tolist()) if task == "classification" else [],
+    }
+    return described

@@ -1,0 +1,107 @@
+"""The general predictor: any fitted scikit-learn estimator or Pipeline, called once per request.
+
+The request's rows, already checked against the schema, become one DataFrame (for a model fitted
+on named columns, each column in its field's dtype) or one array (a model fitted on a bare array),
+and the estimator's own ``predict`` / ``predict_proba`` answer them all in one call: no per-row
+Python work, and the answers are the estimator's by construction.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from modeler.predictors.base import LABELS, PROBABILITIES, VALUE, ArrayAnswers, Predictor
+from modeler.schema import BOOLEAN, INTEGER, NUMBER, Schema
+
+if TYPE_CHECKING:
+    from modeler.validation import Rows
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+
+
+def task_of(estimator: object) -> str:
+    """``classification`` or ``regression``; ValueError for anything else (a clusterer, a
+    transformer): mldeploy serves what answers a label or a value."""
+    from sklearn.base import is_classifier, is_regressor
+
+    if is_classifier(estimator):
+        return CLASSIFICATION
+    if is_regressor(estimator):
+        return REGRESSION
+    raise ValueError(f"a {type(estimator).__name__} is neither a classifier nor a regressor")
+
+
+class GeneralPredictor(Predictor):
+    """Any fitted estimator or Pipeline; ``schema`` says how to build its input."""
+
+    kind = "general"
+    name = "general"
+
+    def __init__(
+        self, schema: Schema, task: str, classes: tuple, has_proba: bool, load_estimator: Callable[[], object]
+    ):
+        self.schema = schema
+        self.task = task
+        self.classes = classes
+        if task == REGRESSION:
+            self.capabilities = frozenset({VALUE})
+        else:
+            self.capabilities = frozenset({LABELS, PROBABILITIES} if has_proba else {LABELS})
+        self.accepts_missing = any(f.nullable for f in schema.fields)
+        self._load_estimator = load_estimator
+        self._named = not schema.positional
+
+    @classmethod
+    def from_estimator(cls, estimator: object, schema: Schema) -> GeneralPredictor:
+        """The predictor of an estimator at hand."""
+        task = task_of(estimator)
+        classes = tuple(np.asarray(estimator.classes_).tolist()) if task == CLASSIFICATION else ()
+        return cls(schema, task, classes, hasattr(estimator, "predict_proba"), lambda: estimator)
+
+    @functools.cached_property
+    def estimator(self) -> object:
+        """The fitted estimator, unpickled (after the version's checks) on first use."""
+        return self._load_estimator()
+
+    def _input(self, rows: Rows) -> object:
+        """One DataFrame in the fields' dtypes (named models) or one array (positional ones)."""
+        fields = self.schema.fields
+        if isinstance(rows, np.ndarray) or all(f.type == NUMBER and not f.nullable for f in fields):
+            X = np.asarray(rows, dtype=np.float64)
+            if not self._named:
+                return X
+            import pandas as pd
+
+            return pd.DataFrame(X, columns=list(self.schema.names), copy=False)
+        import pandas as pd
+
+        if not self._named and all(f.numeric for f in fields):
+            return np.array(rows, dtype=np.float64)  # None becomes NaN
+        frame = pd.DataFrame(rows, columns=list(self.schema.names), dtype=object)
+        for field in fields:
+            column = frame[field.name]
+            if field.type == NUMBER or (field.type == INTEGER and field.nullable):
+                frame[field.name] = column.astype(np.float64)
+            elif field.type == INTEGER:
+                frame[field.name] = column.astype(np.int64)
+            elif field.type == BOOLEAN and not field.nullable:
+                frame[field.name] = column.astype(bool)
+            else:  # text (None stays None, as a missing value in an object column)
+                frame[field.name] = column.where(column.notna(), np.nan) if field.nullable else column
+        return frame if self._named else frame.to_numpy(dtype=object)
+
+    def answer(self, rows: Rows, *, single: bool, use_estimator: bool = False) -> ArrayAnswers:
+        """One call of the estimator's ``predict`` (and ``predict_proba``) for all ``rows``."""
+        X = self._input(rows)
+        estimator = self.estimator
+        if self.task == REGRESSION:
+            return ArrayAnswers((), values=np.asarray(estimator.predict(X), dtype=np.float64))
+        probabilities = None
+        if PROBABILITIES in self.capabilities:
+            probabilities = np.asarray(estimator.predict_proba(X), dtype=np.float64)
+        return ArrayAnswers(self.classes, np.asarray(estimator.predict(X)), probabilities)
