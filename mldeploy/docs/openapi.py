@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 import mldeploy
 from mldeploy.api.annotations import EXPLAIN, FALSE, TRUE
-from mldeploy.api.model_schema import model_schema
 from mldeploy.api.v2.protocol import BYTES, DTYPES, LABEL, PREDICTION, PROBABILITIES, is_v2
 from mldeploy.http import auth
 from mldeploy.http.auth import Access
@@ -213,7 +212,7 @@ class DocumentedModel:
         predictor = model.predictor
         regressor = predictor.can(VALUE)
         return cls(
-            model_schema(model),
+            model.schema,
             REGRESSION if regressor else CLASSIFICATION,
             () if regressor else tuple(model.classes),
             predictor.can(CAN_PROBABILITIES),

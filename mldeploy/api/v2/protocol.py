@@ -24,7 +24,6 @@ import numpy as np
 from flask import Request, Response
 from werkzeug.exceptions import UnsupportedMediaType
 
-from mldeploy.api.model_schema import model_schema
 from mldeploy.api.payload import check_row_limit
 from mldeploy.http import jsonio
 from modeler.errors import FieldError, InvalidInput
@@ -91,7 +90,7 @@ def label_datatype(classes: Sequence[object]) -> str:
 def model_metadata(name: str, model: LoadedModel) -> dict:
     """Model metadata: one input per field, typed after it (``parameters`` say what the schema
     knows: nullable, the range or categories), the outputs the model gives, shapes from the model."""
-    schema = model_schema(model)
+    schema = model.schema
     inputs = []
     for f in schema.fields:
         tensor: dict = {"name": f.name, "datatype": FIELD_DATATYPES[f.type][0], "shape": [-1]}

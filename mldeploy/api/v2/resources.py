@@ -7,7 +7,6 @@ from flask import Response, current_app, request
 from flask_restful import Resource
 
 import mldeploy
-from mldeploy.api.model_schema import model_schema
 from mldeploy.api.v2.protocol import (
     EXTENSIONS,
     infer_response,
@@ -113,7 +112,7 @@ class ModelInfer(Resource):
         check_version(model.version, model_version)
         body, binary = read_request(request)
         outputs = requested_outputs(body, output_names(model.predictor))
-        rows = rows_from_request(body, binary, model_schema(model), current_app.config["MAX_BATCH_ROWS"])
+        rows = rows_from_request(body, binary, model.schema, current_app.config["MAX_BATCH_ROWS"])
         result = self.modeler.infer(rows)
         request_context.note_inference(result)
         if model_version is not None and result.version != model_version:  # switched meanwhile
