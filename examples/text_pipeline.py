@@ -31,7 +31,8 @@ frame = pd.DataFrame(
         "tenure_months": rng.integers(1, 60, n),
     }
 )
-score = 0.04 * frame["monthly_spend"] - 0.08 * frame["tenure_months"] + frame["plan"].map({"basic": 1.0, "plus": 0.0, "pro": -1.0})
+plan_effect = frame["plan"].map({"basic": 1.0, "plus": 0.0, "pro": -1.0})
+score = 0.04 * frame["monthly_spend"] - 0.08 * frame["tenure_months"] + plan_effect
 churn = np.where(score + rng.normal(0, 0.5, n) > 0, "yes", "no")
 
 pipeline = Pipeline(

@@ -1,6 +1,6 @@
 """The tutorial's client: post five numbers as ``{"features": [...]}`` and print the answer.
 
-    python examples/tutorial_client.py [URL]      # default http://127.0.0.1:5000/predict
+python examples/tutorial_client.py [URL]      # default http://127.0.0.1:5000/predict
 """
 
 import sys
