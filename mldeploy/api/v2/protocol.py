@@ -51,8 +51,8 @@ FLOATS = ("FP32", "FP64")
 # Which datatypes a tensor for a field of each schema type may have; the first is the one the
 # model metadata states.
 FIELD_DATATYPES = {
-    NUMBER: FLOATS,
-    INTEGER: ("INT64", "INT32", *FLOATS),
+    NUMBER: ("FP64", "FP32"),
+    INTEGER: ("INT64", "INT32", "FP64", "FP32"),
     TEXT: (BYTES,),
     BOOLEAN: ("BOOL",),
 }
