@@ -342,9 +342,15 @@ class Modeler:
         """
         model = self._versions.current()
         schema = model.schema
+        typed = None
         if schema.numeric_only:  # the float fast path (the default model's)
             rows, single = to_rows(x, model.features)
-            typed = None
+        elif schema.numbers:  # numbers that may be null: the fast path unless a null is sent
+            try:
+                rows, single = to_rows(x, model.features)
+            except InvalidInput:
+                rows, single = to_typed_rows(x, schema)
+                typed = schema
         else:
             rows, single = to_typed_rows(x, schema)
             typed = schema

@@ -92,11 +92,13 @@ class Schema:
     positional: bool = False
     _by_name: dict[str, Field] = field(init=False, repr=False, compare=False)
     _numeric_only: bool = field(init=False, repr=False, compare=False)
+    _numbers: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {f.name: f for f in self.fields})
         # Read on every prediction (it picks the validation path): computed once.
         object.__setattr__(self, "_numeric_only", all(f.numeric and not f.nullable for f in self.fields))
+        object.__setattr__(self, "_numbers", all(f.numeric for f in self.fields))
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -107,6 +109,12 @@ class Schema:
     def numeric_only(self) -> bool:
         """Every field a number or integer and none nullable: the float fast path applies."""
         return self._numeric_only
+
+    @property
+    def numbers(self) -> bool:
+        """Every field a number or integer (some may take null): an input of plain numbers can
+        still take the float fast path."""
+        return self._numbers
 
     def field(self, name: str) -> Field:
         """The field called ``name`` (KeyError if none)."""

@@ -357,3 +357,20 @@ def test_import_and_train_on_the_command_line(pipeline: tuple, tmp_path: Path) -
     assert bad.returncode == EXIT_INVALID_INPUT and "n_estimators" in bad.stderr
     refused = run_cli(tmp_path / "trained", "import", str(tmp_path / "nothing.pkl"))
     assert refused.returncode != 0 and "not found" in refused.stderr
+
+
+@pytest.mark.parametrize("kind", ["tutorial", "hist_regressor"])
+def test_the_served_ensemble_is_identical_on_100000_inputs_built_on_its_thresholds(kind: str, tmp_path: Path) -> None:
+    from tests.test_compiled_ensemble import inputs_on_thresholds
+
+    estimator, X = tutorial_forest() if kind == "tutorial" else _numeric(kind)
+    Modeler(tmp_path / "models").import_model(estimator)
+    served = Modeler(tmp_path / "models")  # from the saved arrays, as a server answers
+    predictor = served.ensure_ready().predictor
+    Q = inputs_on_thresholds(predictor.ensemble, X, 100_000, seed=5)
+    answers = served.infer(Q)
+    if kind == "tutorial":
+        assert answers.labels == estimator.predict(Q).tolist()
+        assert np.array_equal(answers.probabilities, estimator.predict_proba(Q))
+    else:
+        assert np.array_equal(answers.values(), estimator.predict(Q))

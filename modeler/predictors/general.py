@@ -95,13 +95,28 @@ class GeneralPredictor(Predictor):
                 frame[field.name] = column.where(column.notna(), np.nan) if field.nullable else column
         return frame if self._named else frame.to_numpy(dtype=object)
 
+    @functools.cached_property
+    def _final(self) -> tuple[object | None, object]:
+        """``(the steps before the last, the last)`` of a Pipeline, else ``(None, estimator)``:
+        labels and probabilities then share one transform, as each of Pipeline's own
+        ``predict`` and ``predict_proba`` runs it (the same steps, in the same order)."""
+        from sklearn.pipeline import Pipeline
+
+        estimator = self.estimator
+        if isinstance(estimator, Pipeline) and len(estimator.steps) > 1 and PROBABILITIES in self.capabilities:
+            return estimator[:-1], estimator.steps[-1][1]
+        return None, estimator
+
     def answer(self, rows: Rows, *, single: bool, use_estimator: bool = False) -> ArrayAnswers:
         """One call of the estimator's ``predict`` (and ``predict_proba``) for all ``rows``."""
         X = self._input(rows)
         estimator = self.estimator
         if self.task == REGRESSION:
             return ArrayAnswers((), values=np.asarray(estimator.predict(X), dtype=np.float64))
-        probabilities = None
-        if PROBABILITIES in self.capabilities:
-            probabilities = np.asarray(estimator.predict_proba(X), dtype=np.float64)
-        return ArrayAnswers(self.classes, np.asarray(estimator.predict(X)), probabilities)
+        if PROBABILITIES not in self.capabilities:
+            return ArrayAnswers(self.classes, np.asarray(estimator.predict(X)))
+        steps, final = self._final
+        if steps is not None:
+            X = steps.transform(X)
+        probabilities = np.asarray(final.predict_proba(X), dtype=np.float64)
+        return ArrayAnswers(self.classes, np.asarray(final.predict(X)), probabilities)
