@@ -279,7 +279,7 @@ def _as_rows(tensors: dict[str, np.ndarray], schema: Schema) -> np.ndarray | lis
     if len(tensors) == 1:
         ((name, values),) = tensors.items()
         if values.ndim == 2 and values.shape[1] == n_features and (n_features > 1 or name in features):
-            if schema.numeric_only and values.dtype == np.float64:
+            if schema.numbers and values.dtype == np.float64:
                 return values
             return [dict(zip(features, row, strict=True)) for row in values.tolist()]
         if name not in features:  # meant as the one matrix of rows: its shape is what is wrong
@@ -309,7 +309,7 @@ def _as_rows(tensors: dict[str, np.ndarray], schema: Schema) -> np.ndarray | lis
         columns.append(values)
     if len({len(c) for c in columns}) != 1:
         raise bad("every input needs the same number of rows N")
-    if schema.numeric_only and all(c.dtype == np.float64 for c in columns):
+    if schema.numbers and all(c.dtype == np.float64 for c in columns):
         return np.column_stack(columns)
     lists = [c.tolist() for c in columns]  # Python values: int, float, str, bool, None
     return [dict(zip(features, row, strict=True)) for row in zip(*lists, strict=True)]
