@@ -374,3 +374,18 @@ def test_the_served_ensemble_is_identical_on_100000_inputs_built_on_its_threshol
         assert np.array_equal(answers.probabilities, estimator.predict_proba(Q))
     else:
         assert np.array_equal(answers.values(), estimator.predict(Q))
+
+
+def test_a_modeler_trains_the_estimator_instance_it_is_given(tmp_path: Path) -> None:
+    from sklearn.datasets import load_iris
+
+    unfitted = make_pipeline(StandardScaler(), LogisticRegression())
+    modeler = Modeler(tmp_path / "models", estimator=unfitted)
+    row = [5.0, 3.2, 1.5, 0.3]
+    assert modeler.predict(row) == "setosa"
+    metadata = modeler.metadata
+    assert metadata["estimator"] == "Pipeline" and metadata["predictor"] == "general"
+    assert not hasattr(unfitted, "n_features_in_")  # a clone was fitted, not the caller's object
+    iris = load_iris(as_frame=True).data.set_axis(list(modeler.features), axis=1)
+    fitted = modeler.ensure_ready().estimator
+    assert modeler.predict(iris) == fitted.predict(iris).tolist()
