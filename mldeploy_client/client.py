@@ -30,7 +30,18 @@ import numpy as np
 import pandas as pd
 import requests
 
-from mldeploy.contract import CLASS, ERRORS, FIELD, MESSAGE, MODEL_VERSION, PREDICTIONS, PROBABILITIES, PROBLEM, ROW
+from mldeploy.contract import (
+    CLASS,
+    ERRORS,
+    FIELD,
+    MESSAGE,
+    MODEL_VERSION,
+    PREDICTION,
+    PREDICTIONS,
+    PROBABILITIES,
+    PROBLEM,
+    ROW,
+)
 
 log = logging.getLogger(__name__)
 
@@ -269,9 +280,13 @@ class Client:
         return self._json("GET", "/model")
 
     def predict(self, row: Mapping[str, object] | Sequence[float] | pd.Series) -> dict:
-        """Score one row: a mapping of feature values (or a Series), or numbers in feature order.
+        """Score one row: a mapping of field values (or a Series), or values in field order (sent
+        as ``{"features": [...]}``, as for a model fitted on a bare array).
 
-        Returns the server's answer: ``{"Class", "Input", "Probabilities", "ModelVersion"}``.
+        Returns the server's answer: ``{"Class", "Input", "Probabilities", "ModelVersion"}`` from a
+        classifier (no ``Probabilities`` when the model has none; ``Class`` in the label's own
+        type), ``{"Prediction", "Input", "ModelVersion"}`` from a regressor; ``Warnings`` when a
+        value was outside what the model saw in training.
         """
         if isinstance(row, pd.Series):
             row = row.to_dict()
@@ -286,9 +301,10 @@ class Client:
     ) -> pd.DataFrame | list[dict]:
         """Score many rows, ``chunk_size`` per request, in order.
 
-        A DataFrame gives a DataFrame with its index: ``Class``, one probability column per class,
-        and ``ModelVersion`` (per row: a version switch mid-way shows). A list of rows gives a list
-        of ``{"Class", "Probabilities", "ModelVersion"}``.
+        A DataFrame gives a DataFrame with its index: ``Class`` and one probability column per class
+        (when the model has probabilities), or ``Prediction`` from a regressor, and ``ModelVersion``
+        (per row: a version switch mid-way shows). A list of rows gives a list of the server's
+        answers, each with its ``ModelVersion``.
 
         A bad row raises :class:`InvalidRequest` (row numbers count from the first row given,
         whatever the chunk), unless ``allow_errors``: then every good row is scored all the same
@@ -379,14 +395,20 @@ def _renumbered(exc: InvalidRequest, positions: Sequence[int]) -> InvalidRequest
 def _answers_frame(
     answers: dict[int, dict], index: pd.Index, errors: dict[int, list[FieldError]] | None
 ) -> pd.DataFrame:
-    """The answers as a DataFrame on the caller's ``index``: ``Class``, one column per class,
-    ``ModelVersion``, and with ``errors`` an ``errors`` column; a row without an answer is empty."""
+    """The answers as a DataFrame on the caller's ``index``: ``Class`` and one column per class
+    (a classifier; the probability columns only when the model gives them) or ``Prediction`` (a
+    regressor), then ``ModelVersion``, and with ``errors`` an ``errors`` column; a row without an
+    answer is empty."""
     rows = [answers.get(i) for i in range(len(index))]
-    probabilities = pd.DataFrame([a[PROBABILITIES] if a else {} for a in rows], index=index)
-    table = pd.DataFrame({CLASS: [a[CLASS] if a else None for a in rows]}, index=index)
-    result = pd.concat([table, probabilities], axis=1).assign(
-        **{MODEL_VERSION: [a[MODEL_VERSION] if a else None for a in rows]}
-    )
+    regressor = any(a is not None and PREDICTION in a for a in rows)
+    key = PREDICTION if regressor else CLASS
+    table = pd.DataFrame({key: [a.get(key) if a else None for a in rows]}, index=index)
+    if regressor:
+        table[PREDICTION] = pd.to_numeric(table[PREDICTION])  # a failed row is NaN, as probabilities are
+    parts = [table]
+    if any(a is not None and PROBABILITIES in a for a in rows):
+        parts.append(pd.DataFrame([a.get(PROBABILITIES, {}) if a else {} for a in rows], index=index))
+    result = pd.concat(parts, axis=1).assign(**{MODEL_VERSION: [a[MODEL_VERSION] if a else None for a in rows]})
     if errors is not None:
         result[ERRORS] = pd.Series([errors.get(i) for i in range(len(index))], index=index, dtype=object)
     return result

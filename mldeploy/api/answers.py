@@ -2,10 +2,13 @@
 HTTP ``/predict`` resource and ``python -m mldeploy predict`` (the Python client reads HTTP's).
 
 One row answers ``{Class, Input, Probabilities, ModelVersion}``; a batch answers
-``{Predictions: [{Class, Probabilities}, ...], ModelVersion}`` in input order. A row with a
-feature outside its training range also gets ``Warnings``, and every row an ``Explanation`` when
-one is asked for. The keys are :mod:`mldeploy.contract`'s; the values come from the predictor's
-answers, whatever kind of model gave them.
+``{Predictions: [{Class, Probabilities}, ...], ModelVersion}`` in input order. ``Class`` is the
+label in its own JSON type (an integer label is a JSON integer); ``Probabilities`` is there only
+when the model has them (``predict_proba``); a regressor answers ``Prediction`` (a number) instead
+of both. A row with a feature outside its training range, or a category not seen in training,
+also gets ``Warnings``, and every row an ``Explanation`` when one is asked for (a model that gives
+none answers ``explain`` with a 400). The keys are :mod:`mldeploy.contract`'s; the values come
+from the predictor's answers, whatever kind of model gave them.
 
 ``serialised=True`` (HTTP, whose responses orjson writes) uses pre-serialised JSON where the
 predictor answers from a fixed table (a tree's leaves): each entry's JSON is serialised once per
@@ -16,7 +19,17 @@ from __future__ import annotations
 
 import orjson
 
-from mldeploy.contract import CLASS, EXPLANATION, INPUT, MODEL_VERSION, PREDICTIONS, PROBABILITIES, WARNINGS
+from mldeploy.contract import (
+    CLASS,
+    EXPLANATION,
+    INPUT,
+    MODEL_VERSION,
+    PREDICTION,
+    PREDICTIONS,
+    PROBABILITIES,
+    WARNINGS,
+)
+from modeler.errors import FieldError, InvalidInput
 from modeler.inference import Inference
 from modeler.predictors import base
 from modeler.predictors.base import AnswerTable
@@ -48,6 +61,9 @@ def entry_fragments(table: AnswerTable) -> EntryFragments:
 
 
 def _plain_rows(result: Inference) -> list[dict]:
+    """One ``{Prediction}``, ``{Class}`` or ``{Class, Probabilities}`` per row, as the model can."""
+    if result.predictor.can(base.VALUE):  # a regressor: one number per row
+        return [{PREDICTION: value} for value in result.answers.values().tolist()]
     labels = result.answers.labels()
     if not result.predictor.can(base.PROBABILITIES):
         return [{CLASS: label} for label in labels]
@@ -66,11 +82,13 @@ def predict_answer(
     """The answer body for ``result``. ``warnings`` are ``result.out_of_range()`` when the caller
     has them already (it counts them); ``explain`` adds each row's ``Explanation`` (InvalidInput
     naming ``explain`` when the predictor gives none)."""
+    if explain:
+        check_explainable(result)
     if warnings is None:
         warnings = result.out_of_range()
     found = result.answers.table_entries() if serialised else None
     if result.single:
-        echo = dict(zip(result.features, result.rows[0], strict=True))
+        echo = input_echo(result)
         if found is not None:  # the common request: no dict but the body itself
             table, (entry,) = found
             probabilities = entry_fragments(table).probabilities[entry]
@@ -82,7 +100,8 @@ def predict_answer(
             }
         else:
             (row,) = _plain_rows(result)
-            body = {CLASS: row.pop(CLASS), INPUT: echo, **row, MODEL_VERSION: result.version}
+            key = PREDICTION if PREDICTION in row else CLASS
+            body = {key: row.pop(key), INPUT: echo, **row, MODEL_VERSION: result.version}
         _annotate(result, [body], explain, warnings)
         return body
     if found is None:
@@ -98,6 +117,23 @@ def predict_answer(
                 predictions[row] = fragments.prediction_dict(entries[row])
     _annotate(result, predictions, explain, warnings)
     return {PREDICTIONS: predictions, MODEL_VERSION: result.version}
+
+
+def check_explainable(result: Inference) -> None:
+    """InvalidInput naming ``explain`` when the predictor gives no explanations (a 400 over HTTP)."""
+    if not result.predictor.can(base.EXPLANATION):
+        raise InvalidInput(
+            [FieldError(None, base.EXPLAIN_FIELD, f"a {result.predictor.kind} model gives no explanations")]
+        )
+
+
+def input_echo(result: Inference) -> dict:
+    """The one row as the model read it, ``{field: value}`` in each field's JSON type (None for a
+    missing value); the rows of a model of plain numbers are floats already."""
+    rows = getattr(result, "input_rows", None)
+    if rows is not None:
+        return rows()[0]
+    return dict(zip(result.features, result.rows[0], strict=True))
 
 
 def _annotate(result: Inference, predictions: list, explain: bool, warnings: dict[int, list[RangeWarning]]) -> None:

@@ -16,11 +16,15 @@ from mldeploy.http.readiness import Readiness, retry_after
 from modeler.errors import FieldError, InvalidInput
 from modeler.modeler import Modeler
 from modeler.recipe import shown_to_clients
+from modeler.schema import SCHEMA, Schema
 
 # Keys of the admin bodies.
+ESTIMATOR = "estimator"
 PARAMS = "params"
 ALLOW_SCHEMA_CHANGE = "allow_schema_change"
 VERSION = "version"
+# The metadata key of a version's task, and what a version saved without one is.
+TASK, CLASSIFICATION = "task", "classification"
 # The key of /ready's answer that says the settings disagree with the version served.
 WARNING = "warning"
 
@@ -78,8 +82,19 @@ class ModelInfo(Resource):
         self.modeler = modeler
 
     def get(self) -> dict:
-        """The current version's metadata."""
-        return shown_to_clients(self.modeler.metadata)
+        """The current version's metadata, its input ``schema`` always among it (a version saved
+        before schemas were recorded shows the one it reads as: every feature a number)."""
+        return described(self.modeler.ensure_ready().metadata)
+
+
+def described(metadata: dict) -> dict:
+    """What ``/model`` (and the train and activate answers) show of a version: its metadata for
+    clients, with the input ``schema`` and the ``task`` it reads as (a version saved before they
+    were recorded: every feature a number, a classifier)."""
+    shown = shown_to_clients(metadata)
+    shown[SCHEMA] = Schema.from_metadata(metadata).as_metadata()
+    shown.setdefault(TASK, CLASSIFICATION)
+    return shown
 
 
 class Playground(Resource):
@@ -111,19 +126,27 @@ class ModelTrain(Resource):
 
     @admin_required
     def post(self) -> tuple[dict, int]:
-        """Body (optional): ``{"params": {tree parameter: value}, "allow_schema_change": false}``.
-        Answers 201 with the new metadata; 409 when the data's input fields differ from the
-        current version's and ``allow_schema_change`` is not true."""
-        body = read_object(request, allowed=(PARAMS, ALLOW_SCHEMA_CHANGE))
+        """Body (optional): ``{"estimator": NAME, "params": {parameter: value},
+        "allow_schema_change": false}``. ``estimator`` is a scikit-learn class name (the current
+        version's estimator when left out); ``params`` are checked against its own rules (400
+        naming each bad one). Answers 201 with the new metadata; 409 when the data's input fields
+        differ from the current version's and ``allow_schema_change`` is not true."""
+        body = read_object(request, allowed=(ESTIMATOR, PARAMS, ALLOW_SCHEMA_CHANGE))
+        estimator = body.get(ESTIMATOR)
         params, allow = body.get(PARAMS, {}), body.get(ALLOW_SCHEMA_CHANGE, False)
         errors = []
+        if ESTIMATOR in body and (not isinstance(estimator, str) or not estimator):
+            errors.append(FieldError(None, ESTIMATOR, "must be a scikit-learn estimator class name"))
         if not isinstance(params, dict):
-            errors.append(FieldError(None, PARAMS, "must be an object of tree parameters"))
+            errors.append(FieldError(None, PARAMS, "must be an object of the estimator's parameters"))
         if not isinstance(allow, bool):
             errors.append(FieldError(None, ALLOW_SCHEMA_CHANGE, "must be true or false"))
         if errors:
             raise InvalidInput(errors)
-        return shown_to_clients(self.modeler.fit(params, allow_schema_change=allow).metadata), 201
+        options: dict = {"allow_schema_change": allow}
+        if estimator is not None:
+            options["estimator"] = estimator
+        return described(self.modeler.fit(params, **options).metadata), 201
 
 
 class ModelActivate(Resource):
@@ -138,4 +161,4 @@ class ModelActivate(Resource):
         version = read_object(request, allowed=(VERSION,), required=(VERSION,))[VERSION]
         if not isinstance(version, str) or not version:
             raise InvalidInput([FieldError(None, VERSION, "must be a version id (a non-empty string)")])
-        return shown_to_clients(self.modeler.activate(version))
+        return described(self.modeler.activate(version))

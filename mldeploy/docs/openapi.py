@@ -7,8 +7,9 @@ on protected routes when ``MLDEPLOY_API_KEYS`` is set, 401 on admin routes (and 
 ``MLDEPLOY_ADMIN_KEY`` is unset), 429 when ``MLDEPLOY_RATE_LIMIT`` is set, and 400/413/415 on
 routes that read a body.
 
-The row schemas come from the served model's metadata (its feature names), so a model trained on
-other columns is documented with its own.
+The row schemas come from the served model's input schema (its fields, their types, ranges and
+categories, whether null is accepted), and the answer schemas from what it answers (``Class`` and
+``Probabilities``, or ``Prediction``), so an imported Pipeline or regressor is documented as it is.
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ from typing import TYPE_CHECKING
 
 import mldeploy
 from mldeploy.api.annotations import EXPLAIN, FALSE, TRUE
-from mldeploy.api.v2.protocol import is_v2
+from mldeploy.api.v2.protocol import BYTES, DTYPES, LABEL, PREDICTION, PROBABILITIES, is_v2
 from mldeploy.http import auth
 from mldeploy.http.auth import Access
+from modeler.loaded_model import LoadedModel
+from modeler.predictors.base import PROBABILITIES as CAN_PROBABILITIES
+from modeler.predictors.base import VALUE
+from modeler.schema import BOOLEAN, INTEGER, NUMBER, TEXT, Field, Schema
 from modeler.validation import FLOAT32_MAX
 
 if TYPE_CHECKING:
@@ -34,6 +39,11 @@ SECURITY_SCHEME = "bearerAuth"
 ADMIN_SCHEME = "adminAuth"
 JSON = "application/json"
 BINARY = "application/octet-stream"
+# A version's task (its metadata's "task").
+CLASSIFICATION, REGRESSION = "classification", "regression"
+# What the Open Inference Protocol's requests may name.
+V2_DATATYPES = (*DTYPES, BYTES)
+V2_OUTPUTS = (LABEL, PROBABILITIES, PREDICTION)
 
 REASONS = {
     400: "Invalid input: malformed JSON, or fields that are missing, unknown, not numbers, not finite",
@@ -102,7 +112,10 @@ PREDICT = Operation(
     query=(EXPLAIN_PARAMETER,),
     description="One row (named features, or `features` in feature order) answers one prediction; "
     "a batch (an array of rows, `instances`, or `columns` with `data`) answers `Predictions` in input "
-    "order. A row with a feature outside its training range also gets `Warnings`.",
+    "order. The rows hold this model's own fields and types (see `Row`). A classifier answers `Class` "
+    "(the label in its own JSON type) and `Probabilities` when the model has them; a regressor answers "
+    "`Prediction`. A row with a number outside its training range or a category not seen in training "
+    "also gets `Warnings`. `explain=true` works for trees and tree ensembles, and is a 400 for other models.",
 )
 PLAYGROUND = Operation("The playground page", ok={"type": "string"}, ok_content="text/html")
 VERSIONS = Operation("Saved versions, oldest first, the current one marked", ok=ref("Versions"))
@@ -113,9 +126,10 @@ TRAIN = Operation(
     errors=(400, 409, 503),
     body=ref("TrainRequest"),
     body_required=False,
-    description='Optional body `{"params": {tree parameter: value}}` (DecisionTreeClassifier '
-    "parameters; unknown or invalid ones are a 400 naming each). 409 when the model folder is "
-    "read-only.",
+    description='Optional body `{"estimator": NAME, "params": {parameter: value}}`: a scikit-learn '
+    "estimator class name (default: the current version's estimator, a DecisionTreeClassifier out of "
+    "the box) and its parameters, checked by the estimator's own rules (an unknown estimator or an "
+    "unknown or invalid parameter is a 400 naming it). 409 when the model folder is read-only.",
 )
 ACTIVATE = Operation(
     "Make a saved version current: a rollback (admin)",
@@ -157,8 +171,11 @@ V2_INFER = Operation(
     ok_binary=True,
     errors=(400, 404, 503),
     body=ref("V2InferenceRequest"),
-    description="One FP32/FP64 tensor of shape [N, n_features] in feature order, or one tensor per "
-    "feature of shape [N]; outputs `label` (BYTES [N]) and `probabilities` (FP64 [N, n_classes]). "
+    description="One FP32/FP64 tensor of shape [N, n_features] in feature order (a model of numbers), or "
+    "one tensor per feature of shape [N], typed after its field: FP32/FP64 for a number, INT64/INT32 "
+    "for an integer, BYTES for text, BOOL for a boolean (`GET /v2/models/{model_name}` lists them). "
+    "A classifier outputs `label` (BYTES [N], INT64 for integer labels) and, when it has them, "
+    "`probabilities` (FP64 [N, n_classes]); a regressor outputs `prediction` (FP64 [N]). "
     "The binary tensor extension (`Inference-Header-Content-Length`, then raw little-endian bytes) "
     "is accepted too, and answered as `application/octet-stream` when asked for.",
 )
@@ -172,28 +189,131 @@ def number_schema() -> dict:
     return {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
 
 
-def data_schemas(features: Sequence[str] | None, max_rows: int) -> dict[str, dict]:
-    """Request and response schemas; rows are named after ``features`` when the model is known."""
-    if features:
+# JSON Schema types of the schema's field types (modeler.schema).
+FIELD_JSON_TYPES = {NUMBER: "number", INTEGER: "integer", TEXT: "string", BOOLEAN: "boolean"}
+# A text field's known categories are listed in its description up to this many.
+SHOWN_CATEGORIES = 20
+
+
+@dataclass(frozen=True)
+class DocumentedModel:
+    """What the document says of the served model: its input schema, task, class labels,
+    whether it answers probabilities, and its version."""
+
+    schema: Schema
+    task: str
+    classes: tuple[object, ...]
+    probabilities: bool
+    version: str
+
+    @classmethod
+    def of(cls, model: LoadedModel) -> DocumentedModel:
+        """The description of a loaded version."""
+        predictor = model.predictor
+        regressor = predictor.can(VALUE)
+        return cls(
+            model.schema,
+            REGRESSION if regressor else CLASSIFICATION,
+            () if regressor else tuple(model.classes),
+            predictor.can(CAN_PROBABILITIES),
+            model.version,
+        )
+
+
+def field_schema(f: Field) -> dict:
+    """The JSON Schema of one field's value: its type (numbers within float32's range), ``null``
+    too where the model takes missing values; what is known of it in words."""
+    schema: dict = {"type": FIELD_JSON_TYPES[f.type]}
+    if f.numeric:
+        schema.update(minimum=-FLOAT32_MAX, maximum=FLOAT32_MAX)
+    words = []
+    if f.numeric and f.min is not None and f.max is not None:
+        words.append(f"training range {f.min:g} to {f.max:g} (outside it, the answer carries Warnings)")
+    if f.categories is not None and f.type == TEXT:
+        shown = ", ".join(map(str, f.categories[:SHOWN_CATEGORIES]))
+        more = f" and {len(f.categories) - SHOWN_CATEGORIES} more" if len(f.categories) > SHOWN_CATEGORIES else ""
+        words.append(f"seen in training: {shown}{more} (another value answers with Warnings)")
+    if not f.known:
+        words.append("type guessed: the model was imported without a sample")
+    if f.nullable:
+        schema["type"] = [schema["type"], "null"]
+        words.append("null for a missing value")
+    if words:
+        schema["description"] = "; ".join(words)
+    return schema
+
+
+def label_schema(classes: Sequence[object]) -> dict:
+    """A class label in its own JSON type, one of the model's classes."""
+    if classes and all(isinstance(c, bool) for c in classes):
+        kind = "boolean"
+    elif classes and all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        kind = "integer"
+    elif classes and all(isinstance(c, str) for c in classes):
+        kind = "string"
+    else:
+        return {"type": ["string", "integer", "number", "boolean"]}
+    return {"type": kind, "enum": list(classes)}
+
+
+def answer_schemas(model: DocumentedModel | None) -> tuple[dict, list[str]]:
+    """The properties every row's answer has for ``model``, and which are required: ``Class``
+    (and ``Probabilities`` when the model has them) for a classifier, ``Prediction`` for a regressor."""
+    probabilities = {"type": "object", "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}}
+    if model is None:  # not loaded yet: either kind
+        return {"Class": {}, "Probabilities": probabilities, "Prediction": {"type": "number"}}, []
+    if model.task == REGRESSION:
+        return {"Prediction": {"type": "number", "description": "The regressor's value"}}, ["Prediction"]
+    properties: dict = {"Class": label_schema(model.classes)}
+    if not model.probabilities:
+        return properties, ["Class"]
+    names = [str(c) for c in model.classes]
+    properties["Probabilities"] = {
+        **probabilities,
+        "properties": {name: {"type": "number", "minimum": 0, "maximum": 1} for name in names},
+        "required": names,
+        "description": "One probability per class, keyed by the class label as text",
+    }
+    return properties, ["Class", "Probabilities"]
+
+
+def data_schemas(model: DocumentedModel | None, max_rows: int) -> dict[str, dict]:
+    """Request and response schemas: rows hold the served model's own fields and types, the
+    answers its own keys (``Class`` and ``Probabilities``, or ``Prediction``)."""
+    if model is not None:
+        fields = model.schema.fields
+        names = list(model.schema.names)
         row = {
             "type": "object",
-            "properties": {name: number_schema() for name in features},
-            "required": list(features),
+            "properties": {f.name: field_schema(f) for f in fields},
+            "required": names,
             "additionalProperties": False,
         }
-        values = {"type": "array", "items": number_schema(), "minItems": len(features), "maxItems": len(features)}
+        if model.schema.numeric_only:
+            values = {"type": "array", "items": number_schema(), "minItems": len(names), "maxItems": len(names)}
+        else:
+            values = {
+                "type": "array",
+                "prefixItems": [field_schema(f) for f in fields],
+                "items": False,
+                "minItems": len(names),
+                "maxItems": len(names),
+            }
         # Every feature once, in any order: then each data row holds one value per feature.
         columns = {
             "type": "array",
-            "items": {"enum": list(features)},
+            "items": {"enum": names},
             "uniqueItems": True,
-            "minItems": len(features),
-            "maxItems": len(features),
+            "minItems": len(names),
+            "maxItems": len(names),
         }
+        input_values: dict = {f.name: field_schema(f) for f in fields}
     else:  # model not loaded yet: the shapes without the names
         row = {"type": "object", "additionalProperties": number_schema(), "minProperties": 1}
         values = {"type": "array", "items": number_schema(), "minItems": 1}
         columns = {"type": "array", "items": {"type": "string"}, "uniqueItems": True, "minItems": 1}
+        input_values = {}
+    positional = model is not None and model.schema.positional
     # The row limit is the operator's setting, answered with 413 (Content Too Large) like the byte
     # limit: said in words rather than as maxItems, which would promise the 400 of a schema violation.
     batch = {
@@ -201,32 +321,36 @@ def data_schemas(features: Sequence[str] | None, max_rows: int) -> dict[str, dic
         "minItems": 1,
         "description": f"At most {max_rows} rows (MLDEPLOY_MAX_BATCH_ROWS); a larger batch answers 413",
     }
-    probabilities = {"type": "object", "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}}
     warnings = {
         "type": "array",
-        "description": "Features outside the range seen in training (the prediction still stands)",
+        "description": "Values the model did not see in training: a number outside its training range "
+        "(`range`), a category not among those seen (the prediction still stands)",
         "items": {
             "type": "object",
             "properties": {
                 "field": {"type": "string"},
-                "value": {"type": "number"},
+                "value": {},
                 "range": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
             },
-            "required": ["field", "value", "range"],
+            "required": ["field", "value"],
         },
     }
+    answer, required = answer_schemas(model)
+    features_form: dict = {
+        "type": "object",
+        "properties": {"features": ref("FeatureValues")},
+        "required": ["features"],
+        "additionalProperties": False,
+    }
+    if positional:
+        features_form["description"] = "The model was fitted on a bare array: its fields are x0, x1, ... in order"
     return {
         "Row": row,
         "FeatureValues": values,
         "PredictRequest": {
             "anyOf": [
                 ref("Row"),
-                {
-                    "type": "object",
-                    "properties": {"features": ref("FeatureValues")},
-                    "required": ["features"],
-                    "additionalProperties": False,
-                },
+                features_form,
                 {**batch, "items": ref("Row")},
                 {
                     "type": "object",
@@ -246,14 +370,17 @@ def data_schemas(features: Sequence[str] | None, max_rows: int) -> dict[str, dic
         "Prediction": {
             "type": "object",
             "properties": {
-                "Class": {"type": "string"},
-                "Input": {"type": "object", "additionalProperties": {"type": "number"}},
-                "Probabilities": probabilities,
+                **answer,
+                "Input": {
+                    "type": "object",
+                    "properties": input_values,
+                    "description": "The row as the model read it",
+                },
                 "ModelVersion": {"type": "string"},
                 "Warnings": warnings,
                 "Explanation": {"type": "object"},
             },
-            "required": ["Class", "Input", "Probabilities", "ModelVersion"],
+            "required": [*required[:1], "Input", *required[1:], "ModelVersion"],
         },
         "BatchPrediction": {
             "type": "object",
@@ -262,13 +389,8 @@ def data_schemas(features: Sequence[str] | None, max_rows: int) -> dict[str, dic
                     "type": "array",
                     "items": {
                         "type": "object",
-                        "properties": {
-                            "Class": {"type": "string"},
-                            "Probabilities": probabilities,
-                            "Warnings": warnings,
-                            "Explanation": {"type": "object"},
-                        },
-                        "required": ["Class", "Probabilities"],
+                        "properties": {**answer, "Warnings": warnings, "Explanation": {"type": "object"}},
+                        "required": required,
                     },
                 },
                 "ModelVersion": {"type": "string"},
@@ -296,9 +418,36 @@ def data_schemas(features: Sequence[str] | None, max_rows: int) -> dict[str, dic
                 "version": {"type": "string"},
                 "trained_at": {"type": "string"},
                 "feature_names": {"type": "array", "items": {"type": "string"}},
-                "classes": {"type": "array", "items": {"type": "string"}},
+                "classes": {"type": "array", "description": "Class labels in their own JSON type (a classifier)"},
+                "task": {"enum": [CLASSIFICATION, REGRESSION]},
+                "estimator": {"type": "string", "description": "The scikit-learn class, e.g. RandomForestClassifier"},
+                "schema": {
+                    "type": "object",
+                    "description": "The input fields in model order: each one's type (number, integer, text, "
+                    "boolean), whether null is accepted, the training range or the categories seen",
+                    "properties": {
+                        "positional": {"type": "boolean"},
+                        "fields": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "name": {"type": "string"},
+                                    "type": {"enum": list(FIELD_JSON_TYPES)},
+                                    "nullable": {"type": "boolean"},
+                                    "min": {"type": ["number", "null"]},
+                                    "max": {"type": ["number", "null"]},
+                                    "categories": {"type": ["array", "null"]},
+                                    "known": {"type": "boolean"},
+                                },
+                                "required": ["name", "type", "nullable"],
+                            },
+                        },
+                    },
+                    "required": ["positional", "fields"],
+                },
             },
-            "required": ["version", "trained_at", "feature_names", "classes"],
+            "required": ["version", "trained_at", "feature_names", "schema", "task"],
         },
         "Versions": {
             "type": "object",
@@ -318,7 +467,13 @@ def data_schemas(features: Sequence[str] | None, max_rows: int) -> dict[str, dic
         "TrainRequest": {
             "type": "object",
             "properties": {
-                "params": {"type": "object", "description": "DecisionTreeClassifier parameters"},
+                "estimator": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "A scikit-learn estimator class name, e.g. RandomForestClassifier (default: "
+                    "the current version's estimator)",
+                },
+                "params": {"type": "object", "description": "The estimator's parameters, checked by its own rules"},
                 "allow_schema_change": {
                     "type": "boolean",
                     "description": "Train even when the data's input fields differ from the current version's "
@@ -386,7 +541,7 @@ def data_schemas(features: Sequence[str] | None, max_rows: int) -> dict[str, dic
                         "type": "object",
                         "properties": {
                             "name": {"type": "string"},
-                            "datatype": {"enum": ["FP32", "FP64"]},
+                            "datatype": {"enum": list(V2_DATATYPES)},
                             # No dimension is 0: an empty batch is refused (400), as on /predict.
                             "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
                             "data": {"type": "array"},
@@ -399,7 +554,7 @@ def data_schemas(features: Sequence[str] | None, max_rows: int) -> dict[str, dic
                     "type": "array",
                     "items": {
                         "type": "object",
-                        "properties": {"name": {"enum": ["label", "probabilities"]}, "parameters": {"type": "object"}},
+                        "properties": {"name": {"enum": list(V2_OUTPUTS)}, "parameters": {"type": "object"}},
                         "required": ["name"],
                     },
                 },
@@ -548,14 +703,10 @@ def operation_object(
     return doc
 
 
-def build_spec(
-    config: Mapping[str, object],
-    routes: Iterable[Route],
-    features: Sequence[str] | None = None,
-    version: str | None = None,
-) -> dict:
-    """The OpenAPI 3.1 document of ``routes`` for an app with ``config`` serving the model
-    ``version`` with ``features`` (both None while no model is loaded)."""
+def build_spec(config: Mapping[str, object], routes: Iterable[Route], model: DocumentedModel | None = None) -> dict:
+    """The OpenAPI 3.1 document of ``routes`` for an app with ``config`` serving ``model`` (None
+    while no model is loaded)."""
+    version = model.version if model is not None else None
     known = {"model_name": [str(config.get("MODEL_NAME", ""))], "model_version": [version] if version else []}
     paths: dict[str, dict] = {}
     for route in routes:
@@ -570,13 +721,14 @@ def build_spec(
             "title": TITLE,
             # One version for the package, this document and the Open Inference Protocol's /v2.
             "version": mldeploy.__version__,
-            "description": "Predictions from a scikit-learn DecisionTree over HTTP. Every error is JSON "
+            "description": "Predictions from a scikit-learn model over HTTP (out of the box a DecisionTree "
+            "on Iris; any fitted estimator or Pipeline can be imported). Every error is JSON "
             "with a `message`; bad input also lists each problem's row, field and problem. Every /v2 "
             "path also answers with a trailing slash (the Open Inference Protocol writes `/v2/`).",
         },
         "paths": paths,
         "components": {
-            "schemas": data_schemas(features, int(config.get("MAX_BATCH_ROWS", 10_000))),
+            "schemas": data_schemas(model, int(config.get("MAX_BATCH_ROWS", 10_000))),
             "securitySchemes": {
                 SECURITY_SCHEME: {
                     "type": "http",

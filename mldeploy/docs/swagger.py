@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from flask_swagger_ui import get_swaggerui_blueprint
 
-from mldeploy.docs.openapi import build_spec
+from mldeploy.docs.openapi import DocumentedModel, build_spec
 from mldeploy.http.readiness import Readiness
 
 if TYPE_CHECKING:
@@ -56,16 +56,23 @@ def init_app(app: Flask, readiness: Readiness, routes: Iterable[Route]) -> None:
     routes = tuple(routes)
 
     @functools.lru_cache(maxsize=1)
-    def spec_json(features: tuple[str, ...] | None, version: str | None) -> bytes:
+    def spec_json(model: DocumentedModel | None) -> bytes:
         # The document depends on the config, fixed once the app is built, and on the served
         # model: built and serialised once per model version, not on every request.
-        return jsonify(build_spec(app.config, routes, features, version)).get_data()
+        return jsonify(build_spec(app.config, routes, model)).get_data()
+
+    described: dict[str, DocumentedModel] = {}  # one entry: the version served
 
     def body() -> bytes:
         modeler = readiness.modeler
-        # Never load or train for the docs: the schemas name the features and the version once
+        # Never load or train for the docs: the schemas name the fields and the version once
         # they are known.
         model = modeler.ensure_ready() if modeler.is_ready else None
-        return spec_json(model.features, model.version) if model else spec_json(None, None)
+        if model is None:
+            return spec_json(None)
+        if model.version not in described:
+            described.clear()
+            described[model.version] = DocumentedModel.of(model)
+        return spec_json(described[model.version])
 
     app.extensions[EXTENSION] = body

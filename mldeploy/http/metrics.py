@@ -30,6 +30,7 @@ from mldeploy.api import payload
 from mldeploy.http import request_context
 from modeler.errors import InvalidInput
 from modeler.modeler import Modeler
+from modeler.predictors.base import LABELS
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_PATH = "/metrics"
@@ -128,9 +129,13 @@ def observe(response: Response, modeler: Modeler, endpoints: Mapping[str, str]) 
     result = request_context.inference()
     if result is not None:
         note_version(result.version)
-        # One increment per class, not per row: a 10,000-row batch costs three.
-        for label, count in collections.Counter(result.labels).items():
-            PREDICTIONS.labels(label).inc(count)
+        if result.predictor.can(LABELS):
+            # One increment per class, not per row: a 10,000-row batch costs three. An integer
+            # label (0/1) is its decimal text, as in its JSON answer.
+            for label, count in collections.Counter(result.labels).items():
+                PREDICTIONS.labels(str(label)).inc(count)
+        else:  # a regressor: its rows are counted, under an empty class (no class label at all)
+            PREDICTIONS.labels("").inc(len(result.answers))
     error = request_context.error()
     if isinstance(error, InvalidInput):
         known = BODY_KEYS | frozenset(modeler.features if modeler.is_ready else ())

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from mldeploy.extras import DASK, DASK_DATAFRAME, require
-from mldeploy.scoring.chunk import check_columns, score_frame
+from mldeploy.scoring.chunk import answer_columns, check_columns, score_frame, text_fields
 from mldeploy.scoring.formats import CSV, PARQUET_FORMAT, SUFFIX, ChunkWriter, csv_header, csv_options
 from mldeploy.scoring.local import ScoreJob, finish_errors, same_columns
 from mldeploy.scoring.progress import Progress, Summary
@@ -79,14 +79,14 @@ def blocksize_for(path: Path, chunk_rows: int) -> int:
     return max(int(chunk_rows * bytes_per_row), MIN_BLOCKSIZE)
 
 
-def read_partitioned(job: ScoreJob, features: Sequence[str]) -> object:
-    """The input as a ``dask.dataframe``, partitioned in file order."""
+def read_partitioned(job: ScoreJob, features: Sequence[str], text: Sequence[str] = ()) -> object:
+    """The input as a ``dask.dataframe``, partitioned in file order (``text``: the text fields)."""
     dd = require(DASK_DATAFRAME)
     if job.input_format == PARQUET_FORMAT:
         return dd.read_parquet(job.input)
     blocksize = blocksize_for(job.input, job.chunk_rows)
     if job.input_format == CSV:
-        options = csv_options(csv_header(job.input), features)
+        options = csv_options(csv_header(job.input), features, text)
         # Features as text: the scorer parses them. Dask would otherwise fix their dtype from the
         # head of the file and fail a whole partition on one bad cell.
         options["dtype"].update({f: object for f in features})
@@ -153,9 +153,9 @@ def score_on_dask(
     pin = (str(Path(model_dir).resolve()), model.version, model.sha256)
     try:
         with dask_client(address) as client:
-            frame = read_partitioned(job, model.features)
+            frame = read_partitioned(job, model.features, text_fields(model))
             columns = [str(c) for c in frame.columns]
-            check_columns(columns, model.features, model.classes)  # fail here, not on every worker
+            check_columns(columns, model.features, answer_columns(model))  # fail here, not on every worker
             clear_output(job.output)
             text = job.input_format == CSV
             stats = frame.map_partitions(

@@ -19,11 +19,12 @@ from mldeploy.scoring.names import CSV, JSONL, PARQUET_FORMAT, SUFFIX  # noqa: F
 from modeler.atomic import TEMP_PREFIX
 
 
-def csv_options(columns: Sequence[str], features: Sequence[str]) -> dict:
+def csv_options(columns: Sequence[str], features: Sequence[str], text: Sequence[str] = ()) -> dict:
     """``pandas.read_csv`` options: features parsed as numbers (only an empty cell is missing),
-    every other column kept as its exact text."""
+    except the ``text`` fields, and every other column, kept as their exact text (a text field's
+    ``5`` is the text "5", never a number)."""
     return {
-        "dtype": {c: str for c in columns if c not in features},
+        "dtype": {c: str for c in columns if c not in features or c in text},
         "keep_default_na": False,
         "na_values": {f: [""] for f in features},
     }
@@ -34,10 +35,12 @@ def csv_header(path: Path) -> list[str]:
     return [str(c) for c in pd.read_csv(path, nrows=0).columns]
 
 
-def read_chunks(path: Path, fmt: str, features: Sequence[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+def read_chunks(
+    path: Path, fmt: str, features: Sequence[str], chunk_rows: int, text: Sequence[str] = ()
+) -> Iterator[pd.DataFrame]:
     """The rows of ``path`` in chunks of at most ``chunk_rows`` (at least one chunk, maybe empty)."""
     if fmt == CSV:
-        chunks = pd.read_csv(path, chunksize=chunk_rows, **csv_options(csv_header(path), features))
+        chunks = pd.read_csv(path, chunksize=chunk_rows, **csv_options(csv_header(path), features, text))
     elif fmt == JSONL:
         # dtype=False: no guessing (a string stays a string, the scorer decides what it means).
         chunks = pd.read_json(path, lines=True, chunksize=chunk_rows, dtype=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mldeploy.scoring.chunk import score_frame
+from mldeploy.scoring.chunk import score_frame, text_fields
 from mldeploy.scoring.formats import CSV, ChunkWriter, read_chunks
 from mldeploy.scoring.progress import Progress, Summary
 from modeler.loaded_model import LoadedModel
@@ -42,7 +42,8 @@ def score_file(model: LoadedModel, job: ScoreJob, progress: Progress) -> Summary
     columns: list[str] | None = None
     try:
         with ChunkWriter(job.output, job.output_format) as out, ChunkWriter(job.errors, CSV) as errors:
-            for chunk in read_chunks(job.input, job.input_format, model.features, job.chunk_rows):
+            chunks = read_chunks(job.input, job.input_format, model.features, job.chunk_rows, text_fields(model))
+            for chunk in chunks:
                 columns = columns or [str(c) for c in chunk.columns]
                 result = score_frame(model, same_columns(chunk, columns), rows, text=job.input_format == CSV)
                 out.write(result.scored)

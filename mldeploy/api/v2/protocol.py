@@ -1,11 +1,16 @@
 """The Open Inference Protocol (KServe V2) over REST: request tensors in, response tensors out.
 
-Inputs are either one FP32/FP64 tensor of shape [N, n_features] in feature order (any name), or
-one tensor per feature named after it, of shape [N] or [N, 1]. Tensor data comes as JSON
-``data`` (flat or nested, row-major) or as raw little-endian bytes after the JSON header (the
-binary tensor extension tritonclient uses by default: ``Inference-Header-Content-Length`` and
-``parameters.binary_data_size``). Outputs are ``label`` (BYTES [N]) and ``probabilities``
-(FP64 [N, n_classes]), as JSON ``data`` or, when the request asks for it, as binary data.
+Inputs are either one tensor of shape [N, n_features] in feature order (any name; a model whose
+fields are all numbers: FP32/FP64), or one tensor per feature named after it, of shape [N] or
+[N, 1], typed after the field (:data:`FIELD_DATATYPES`: FP32/FP64 for a number, INT64/INT32 (or
+FP32/FP64) for an integer, BYTES for text, BOOL for a boolean; a ``null`` in JSON data where the
+model takes missing values). Tensor data comes as JSON ``data`` (flat or nested, row-major) or as
+raw little-endian bytes after the JSON header (the binary tensor extension tritonclient uses by
+default: ``Inference-Header-Content-Length`` and ``parameters.binary_data_size``).
+
+Outputs follow what the model answers: a classifier gives ``label`` (BYTES [N], or INT64 [N] for
+integer labels) and, when it has them, ``probabilities`` (FP64 [N, n_classes]); a regressor gives
+``prediction`` (FP64 [N]). They come as JSON ``data`` or, when the request asks, as binary data.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from flask import Request, Response
@@ -23,6 +28,9 @@ from mldeploy.api.payload import check_row_limit
 from mldeploy.http import jsonio
 from modeler.errors import FieldError, InvalidInput
 from modeler.modeler import Inference, LoadedModel
+from modeler.predictors.base import PROBABILITIES as CAN_PROBABILITIES
+from modeler.predictors.base import VALUE, Predictor
+from modeler.schema import BOOLEAN, INTEGER, NUMBER, TEXT, Schema
 
 PREFIX = "/v2"
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -30,8 +38,28 @@ PLATFORM = "sklearn"
 EXTENSIONS = ("binary_tensor_data",)
 BINARY_OUTPUT, BINARY, BINARY_SIZE = "binary_data_output", "binary_data", "binary_data_size"
 # Accepted input datatypes and their wire format (little-endian, as the protocol specifies).
-DTYPES = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}
-LABEL, PROBABILITIES = "label", "probabilities"
+# BYTES has no fixed width: each element is a 4-byte little-endian length, then its bytes.
+DTYPES = {
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
+    "INT64": np.dtype("<i8"),
+    "INT32": np.dtype("<i4"),
+    "BOOL": np.dtype("?"),
+}
+BYTES = "BYTES"
+FLOATS = ("FP32", "FP64")
+# Which datatypes a tensor for a field of each schema type may have; the first is the one the
+# model metadata states.
+FIELD_DATATYPES = {
+    NUMBER: ("FP64", "FP32"),
+    INTEGER: ("INT64", "INT32", "FP64", "FP32"),
+    TEXT: (BYTES,),
+    BOOLEAN: ("BOOL",),
+}
+# What JSON data of each datatype must hold, in words.
+KINDS = {BYTES: "strings", "BOOL": "booleans", "FP32": "numbers", "FP64": "numbers"}
+LABEL, PROBABILITIES, PREDICTION = "label", "probabilities", "prediction"
+# The outputs of the default model (the Iris tree), in order.
 OUTPUTS = (LABEL, PROBABILITIES)
 
 
@@ -45,17 +73,47 @@ def is_v2(path: str) -> bool:
     return path == PREFIX or path.startswith(PREFIX + "/")
 
 
+def output_names(predictor: Predictor) -> tuple[str, ...]:
+    """The outputs a model gives: ``prediction`` for a regressor, else ``label`` and, when it has
+    them, ``probabilities``."""
+    if predictor.can(VALUE):
+        return (PREDICTION,)
+    return (LABEL, PROBABILITIES) if predictor.can(CAN_PROBABILITIES) else (LABEL,)
+
+
+def label_datatype(classes: Sequence[object]) -> str:
+    """INT64 when every class label is an integer (0/1 stay integers), else BYTES."""
+    ints = classes and all(isinstance(c, int) and not isinstance(c, bool) for c in classes)
+    return "INT64" if ints else BYTES
+
+
 def model_metadata(name: str, model: LoadedModel) -> dict:
-    """Model metadata: one FP64 input per feature, the two outputs, shapes from the model."""
+    """Model metadata: one input per field, typed after it (``parameters`` say what the schema
+    knows: nullable, the range or categories), the outputs the model gives, shapes from the model."""
+    schema = model.schema
+    inputs = []
+    for f in schema.fields:
+        tensor: dict = {"name": f.name, "datatype": FIELD_DATATYPES[f.type][0], "shape": [-1]}
+        parameters = {"type": f.type, "nullable": f.nullable}
+        if f.min is not None and f.max is not None:
+            parameters["range"] = [f.min, f.max]
+        if f.categories is not None:
+            parameters["categories"] = list(f.categories)
+        if not f.known:
+            parameters["known"] = False
+        tensor["parameters"] = parameters
+        inputs.append(tensor)
+    shapes = {
+        LABEL: {"name": LABEL, "datatype": label_datatype(model.classes), "shape": [-1]},
+        PROBABILITIES: {"name": PROBABILITIES, "datatype": "FP64", "shape": [-1, len(model.classes)]},
+        PREDICTION: {"name": PREDICTION, "datatype": "FP64", "shape": [-1]},
+    }
     return {
         "name": name,
         "versions": [model.version],
         "platform": PLATFORM,
-        "inputs": [{"name": feature, "datatype": "FP64", "shape": [-1]} for feature in model.features],
-        "outputs": [
-            {"name": LABEL, "datatype": "BYTES", "shape": [-1]},
-            {"name": PROBABILITIES, "datatype": "FP64", "shape": [-1, len(model.classes)]},
-        ],
+        "inputs": inputs,
+        "outputs": [shapes[output] for output in output_names(model.predictor)],
     }
 
 
@@ -79,18 +137,28 @@ def read_request(request: Request) -> tuple[dict, bytes]:
     return body, binary
 
 
-def _flat_numbers(data: object, name: str) -> list[float]:
-    """Row-major flattening of JSON tensor data; anything but numbers is an error."""
-    out: list[float] = []
+def _flat(data: object, name: str, datatype: str, nullable: bool) -> list:
+    """Row-major flattening of JSON tensor data; each element must be of ``datatype``'s JSON type
+    (numbers, integers, strings, booleans), or ``null`` where the field takes missing values."""
+    if datatype == BYTES:
+        accepted: tuple[type, ...] = (str,)
+    elif datatype == "BOOL":
+        accepted = (bool,)
+    elif datatype in FLOATS:
+        accepted = (int, float)
+    else:
+        accepted = (int,)
+    out: list = []
     stack = [data]
     while stack:
         item = stack.pop()
         if isinstance(item, list):
             stack.extend(reversed(item))
-        elif type(item) in (int, float):  # not bool, which is an int subclass
+        elif type(item) in accepted or (item is None and nullable):  # type(): a bool is no number
             out.append(item)
         else:
-            raise bad(f"data must hold only numbers, found {json.dumps(item)}", name)
+            kinds = KINDS.get(datatype, "integers")
+            raise bad(f"data must hold only {kinds}, found {json.dumps(item)}", name)
     return out
 
 
@@ -110,29 +178,76 @@ def _reshaped(values: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarr
         raise bad(f"shape {list(shape)} is too large", name) from exc
 
 
-def _tensor(tensor: object, binary: bytes, offset: int) -> tuple[str, np.ndarray, int]:
-    """One input as ``(name, float64 array of its shape, offset after its binary data)``."""
+def _binary_strings(binary: bytes, offset: int, size: int, count: int, name: str) -> np.ndarray:
+    """``count`` BYTES elements from ``binary[offset:offset+size]``, decoded as UTF-8 text."""
+    out = np.empty(count, dtype=object)
+    at, end = offset, offset + size
+    for i in range(count):
+        if at + 4 > end:
+            raise bad(f"binary data holds fewer than {count} BYTES elements", name)
+        (length,) = struct.unpack_from("<I", binary, at)
+        if at + 4 + length > end:
+            raise bad(f"BYTES element {i} runs past binary_data_size", name)
+        try:
+            out[i] = binary[at + 4 : at + 4 + length].decode()
+        except UnicodeDecodeError as exc:
+            raise bad(f"BYTES element {i} is not UTF-8 text", name) from exc
+        at += 4 + length
+    if at != end:
+        raise bad(f"binary_data_size is {size} bytes but its {count} BYTES elements take {at - offset}", name)
+    return out
+
+
+def _binary(tensor: dict, binary: bytes, offset: int, size: object, datatype: str) -> tuple[np.ndarray, int]:
+    """A tensor's values from the binary data after the JSON header, and the offset after them."""
+    name, shape = tensor["name"], _shape(tensor, tensor["name"])
+    count = math.prod(shape)
+    if datatype == BYTES:
+        if type(size) is not int or size < 4 * count or offset + size > len(binary):
+            raise bad(f"binary_data_size must be the size of {count} BYTES elements, within the body", name)
+        return _binary_strings(binary, offset, size, count, name), offset + size
+    expected = count * DTYPES[datatype].itemsize
+    if type(size) is not int or size != expected or offset + size > len(binary):
+        raise bad(f"binary_data_size must be {expected} bytes for shape {list(shape)}, within the body", name)
+    values = np.frombuffer(binary, dtype=DTYPES[datatype], count=count, offset=offset)
+    if datatype in FLOATS:
+        values = values.astype(np.float64)
+    return values, offset + size
+
+
+def _tensor(
+    tensor: object, binary: bytes, offset: int, accepted: Mapping[str, tuple[tuple[str, ...], bool]]
+) -> tuple[str, np.ndarray, int]:
+    """One input as ``(name, array of its shape, offset after its binary data)``: float64 for FP32
+    and FP64 (FP32 values cast as the wire type would), int64 for INT types, bool for BOOL, text
+    objects for BYTES, objects with None where JSON data holds a ``null``. ``accepted`` maps each
+    input name to its datatypes and whether it takes ``null`` (the matrix form's under ``None``)."""
     if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
         raise bad("each input must be an object with a 'name'")
     name = tensor["name"]
+    datatypes, nullable = accepted.get(name) or accepted[None]  # type: ignore[index]
     datatype = tensor.get("datatype")
-    if not isinstance(datatype, str) or datatype not in DTYPES:  # a list would not even hash
-        raise bad(f"datatype {json.dumps(datatype)} is not supported: send {' or '.join(DTYPES)}", name)
+    if not isinstance(datatype, str) or datatype not in datatypes:  # a list would not even hash
+        raise bad(f"datatype {json.dumps(datatype)} is not supported: send {' or '.join(datatypes)}", name)
     shape = _shape(tensor, name)
     count = math.prod(shape)
     parameters = tensor.get("parameters") or {}
     size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
     if size is not None:
-        expected = count * DTYPES[datatype].itemsize
-        if type(size) is not int or size != expected or offset + size > len(binary):
-            raise bad(f"binary_data_size must be {expected} bytes for shape {list(shape)}, within the body", name)
-        values = np.frombuffer(binary, dtype=DTYPES[datatype], count=count, offset=offset)
-        return name, _reshaped(values.astype(np.float64), shape, name), offset + size
+        values, offset = _binary(tensor, binary, offset, size, datatype)
+        return name, _reshaped(values, shape, name), offset
     if "data" not in tensor:
         raise bad("no data: send 'data' or binary data with parameters.binary_data_size", name)
-    flat = _flat_numbers(tensor["data"], name)
+    flat = _flat(tensor["data"], name, datatype, nullable)
     if len(flat) != count:
         raise bad(f"data holds {len(flat)} values but shape {list(shape)} needs {count}", name)
+    if None in flat or datatype in (BYTES, "BOOL"):
+        return name, _reshaped(np.array(flat, dtype=object), shape, name), offset
+    if datatype not in FLOATS:
+        try:
+            return name, _reshaped(np.asarray(flat, dtype=DTYPES[datatype]), shape, name), offset
+        except OverflowError as exc:
+            raise bad(f"a value is too large for {datatype}", name) from exc
     try:
         # An FP32 tensor holds float32 values: cast as the wire type would, so both forms agree.
         # Values beyond the type's range become inf, which validation then names per field.
@@ -143,13 +258,30 @@ def _tensor(tensor: object, binary: bytes, offset: int) -> tuple[str, np.ndarray
     return name, _reshaped(values, shape, name), offset
 
 
-def _as_rows(tensors: dict[str, np.ndarray], features: Sequence[str]) -> np.ndarray:
-    """The [N, n_features] matrix the inputs describe, in feature order."""
+def accepted_inputs(schema: Schema) -> dict[str | None, tuple[tuple[str, ...], bool]]:
+    """``{input name: (datatypes, takes null)}`` per field, and under ``None`` what the one
+    [N, n_features] tensor may be: the datatypes every field accepts (none for a model with a
+    text or boolean field: it takes one tensor per feature)."""
+    accepted: dict[str | None, tuple[tuple[str, ...], bool]] = {
+        f.name: (FIELD_DATATYPES[f.type], f.nullable) for f in schema.fields
+    }
+    common = [d for d in DTYPES if all(d in FIELD_DATATYPES[f.type] for f in schema.fields)]
+    accepted[None] = (tuple(common) or FLOATS, all(f.nullable for f in schema.fields))
+    return accepted
+
+
+def _as_rows(tensors: dict[str, np.ndarray], schema: Schema) -> np.ndarray | list[dict]:
+    """The rows the inputs describe: an [N, n_features] float matrix in feature order for a model
+    of plain numbers, else one ``{field: value}`` per row (the modeler's typed validation names
+    each bad value)."""
+    features = schema.names
     n_features = len(features)
     if len(tensors) == 1:
         ((name, values),) = tensors.items()
         if values.ndim == 2 and values.shape[1] == n_features and (n_features > 1 or name in features):
-            return values
+            if schema.numbers and values.dtype == np.float64:
+                return values
+            return [dict(zip(features, row, strict=True)) for row in values.tolist()]
         if name not in features:  # meant as the one matrix of rows: its shape is what is wrong
             raise bad(
                 f"shape {list(values.shape)} does not fit: one tensor needs shape [N, {n_features}], "
@@ -164,7 +296,7 @@ def _as_rows(tensors: dict[str, np.ndarray], features: Sequence[str]) -> np.ndar
         problems += [FieldError(None, f, "missing input") for f in missing]
         raise InvalidInput(
             problems,
-            f"Invalid inference request: send one FP32/FP64 tensor of shape [N, {n_features}] in the order "
+            f"Invalid inference request: send one tensor of shape [N, {n_features}] in the order "
             f"{', '.join(features)}, or one input per feature of shape [N]",
         )
     columns = []
@@ -177,24 +309,29 @@ def _as_rows(tensors: dict[str, np.ndarray], features: Sequence[str]) -> np.ndar
         columns.append(values)
     if len({len(c) for c in columns}) != 1:
         raise bad("every input needs the same number of rows N")
-    return np.column_stack(columns)
+    if schema.numbers and all(c.dtype == np.float64 for c in columns):
+        return np.column_stack(columns)
+    lists = [c.tolist() for c in columns]  # Python values: int, float, str, bool, None
+    return [dict(zip(features, row, strict=True)) for row in zip(*lists, strict=True)]
 
 
-def rows_from_request(body: dict, binary: bytes, features: Sequence[str], max_rows: int) -> np.ndarray:
-    """Validate the request's inputs and return them as an [N, n_features] float64 matrix."""
+def rows_from_request(body: dict, binary: bytes, schema: Schema, max_rows: int) -> np.ndarray | list[dict]:
+    """Validate the request's inputs and return them as rows :meth:`Modeler.infer` takes: an
+    [N, n_features] float64 matrix for a model of plain numbers, else one dict per row."""
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise bad("'inputs' must be a non-empty list of tensors", "inputs")
+    accepted = accepted_inputs(schema)
     tensors: dict[str, np.ndarray] = {}
     offset = 0
     for tensor in inputs:
-        name, values, offset = _tensor(tensor, binary, offset)
+        name, values, offset = _tensor(tensor, binary, offset, accepted)
         if name in tensors:
             raise bad("input given twice", name)
         tensors[name] = values
     if offset != len(binary):
         raise bad(f"{len(binary) - offset} bytes of binary data belong to no input")
-    rows = _as_rows(tensors, features)
+    rows = _as_rows(tensors, schema)
     if len(rows) == 0:
         raise bad("no rows: N is 0")
     check_row_limit(len(rows), max_rows)
@@ -205,25 +342,26 @@ def _flag(parameters: object, key: str) -> bool:
     return isinstance(parameters, dict) and parameters.get(key) is True
 
 
-def requested_outputs(body: dict) -> dict[str, bool]:
-    """``{output name: sent as binary?}`` for the outputs the request names (all when it names
-    none); binary when the output's ``binary_data`` or the request's ``binary_data_output`` says so."""
+def requested_outputs(body: dict, available: Sequence[str] = OUTPUTS) -> dict[str, bool]:
+    """``{output name: sent as binary?}`` for the outputs the request names (all ``available``
+    when it names none); binary when the output's ``binary_data`` or the request's
+    ``binary_data_output`` says so."""
     all_binary = _flag(body.get("parameters"), BINARY_OUTPUT)
     outputs = body.get("outputs")
     if outputs is None:
-        return dict.fromkeys(OUTPUTS, all_binary)
+        return dict.fromkeys(available, all_binary)
     if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
         raise bad("'outputs' must be a list of objects with a 'name'", "outputs")
-    unknown = [o.get("name") for o in outputs if o.get("name") not in OUTPUTS]
+    unknown = [o.get("name") for o in outputs if o.get("name") not in available]
     if unknown:
-        raise bad(f"unknown output {json.dumps(unknown[0])}: this model has {', '.join(OUTPUTS)}", "outputs")
+        raise bad(f"unknown output {json.dumps(unknown[0])}: this model has {', '.join(available)}", "outputs")
     chosen = {o["name"]: all_binary or _flag(o.get("parameters"), BINARY) for o in outputs}
-    return chosen or dict.fromkeys(OUTPUTS, all_binary)
+    return chosen or dict.fromkeys(available, all_binary)
 
 
-def _bytes_tensor(labels: Sequence[str]) -> bytes:
+def _bytes_tensor(labels: Sequence[object]) -> bytes:
     """BYTES elements on the wire: each a 4-byte little-endian length, then its UTF-8 bytes."""
-    encoded = [label.encode() for label in labels]
+    encoded = [str(label).encode() for label in labels]
     return b"".join(struct.pack("<I", len(e)) + e for e in encoded)
 
 
@@ -234,13 +372,27 @@ def infer_response(name: str, result: Inference, outputs: dict[str, bool], reque
     its length in ``Inference-Header-Content-Length``.
     """
     n = len(result.answers)
+    integer_labels = label_datatype(result.classes) == "INT64"
     tensors = {
-        LABEL: ("BYTES", [n], lambda: result.labels, lambda: _bytes_tensor(result.labels)),
+        LABEL: (
+            "INT64" if integer_labels else BYTES,
+            [n],
+            lambda: result.labels if integer_labels else [str(label) for label in result.labels],
+            lambda: (
+                np.asarray(result.labels, dtype="<i8").tobytes() if integer_labels else _bytes_tensor(result.labels)
+            ),
+        ),
         PROBABILITIES: (
             "FP64",
             [n, len(result.classes)],
             lambda: result.probabilities.ravel(),  # orjson writes numpy arrays itself (jsonio)
             lambda: np.ascontiguousarray(result.probabilities, dtype="<f8").tobytes(),
+        ),
+        PREDICTION: (
+            "FP64",
+            [n],
+            lambda: result.answers.values(),
+            lambda: np.ascontiguousarray(result.answers.values(), dtype="<f8").tobytes(),
         ),
     }
     header: dict = {"model_name": name, "model_version": result.version}

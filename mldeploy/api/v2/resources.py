@@ -11,6 +11,7 @@ from mldeploy.api.v2.protocol import (
     EXTENSIONS,
     infer_response,
     model_metadata,
+    output_names,
     read_request,
     requested_outputs,
     rows_from_request,
@@ -98,7 +99,8 @@ class ModelReady(Resource):
 
 
 class ModelInfer(Resource):
-    """``POST /v2/models/<name>[/versions/<version>]/infer``: tensors in, label and probabilities out."""
+    """``POST /v2/models/<name>[/versions/<version>]/infer``: tensors in, the model's outputs out
+    (label and probabilities for a classifier, prediction for a regressor)."""
 
     def __init__(self, modeler: Modeler) -> None:
         self.modeler = modeler
@@ -106,10 +108,11 @@ class ModelInfer(Resource):
     def post(self, model_name: str, model_version: str | None = None) -> Response:
         """Check the request, predict, wrap the response tensors."""
         check_model_name(model_name)
-        check_version(self.modeler.ensure_ready().version, model_version)
+        model = self.modeler.ensure_ready()
+        check_version(model.version, model_version)
         body, binary = read_request(request)
-        outputs = requested_outputs(body)
-        rows = rows_from_request(body, binary, self.modeler.features, current_app.config["MAX_BATCH_ROWS"])
+        outputs = requested_outputs(body, output_names(model.predictor))
+        rows = rows_from_request(body, binary, model.schema, current_app.config["MAX_BATCH_ROWS"])
         result = self.modeler.infer(rows)
         request_context.note_inference(result)
         if model_version is not None and result.version != model_version:  # switched meanwhile

@@ -1,11 +1,14 @@
-// The playground: reads the model's metadata from /model, then asks /predict?explain=true on
-// every change. The API key lives in this script's memory only (no storage, no cookie).
+// The playground: reads the model's metadata from /model, builds one input per field of its
+// schema (a slider and a number for numbers, a select for categories, a checkbox for booleans, a
+// "missing" box where the model takes null), then asks /predict (?explain=true when the model
+// explains itself) on every change. The API key lives in this script's memory only (no storage,
+// no cookie).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const DEBOUNCE_MS = 60;
 let apiKey = "";
-let model = null; // {features, ranges, classes, version}
+let model = null; // {fields, classes, version, task, explains}
 let latest = 0; // number of the newest request: older answers are dropped
 let timer = null;
 
@@ -62,17 +65,19 @@ function shown(bound) {
   return bound;
 }
 
-function buildInputs() {
-  const form = $("features");
-  form.replaceChildren();
-  for (const name of model.features) {
-    const [low, high] = model.ranges[name] || [0, 10];
-    const step = stepFor(low, high);
-    const start = (low + (high - low) / 2).toFixed(decimals(step));
+function numberInputs(field) {
+  const { name } = field;
+  const known = field.min !== null && field.max !== null;
+  const [low, high] = known ? [field.min, field.max] : [0, 10];
+  const step = field.type === "integer" ? 1 : stepFor(low, high);
+  const start =
+    field.type === "integer" ? String(Math.round(low + (high - low) / 2)) : (low + (high - low) / 2).toFixed(decimals(step));
+  const number = el("input", { type: "number", id: "number-" + name, step: field.type === "integer" ? 1 : "any", value: start });
+  number.setAttribute("aria-label", name);
+  const parts = [number];
+  if (known) {
     const slider = el("input", { type: "range", id: "slider-" + name, min: low, max: high, step, value: start });
-    const number = el("input", { type: "number", id: "number-" + name, step: "any", value: start });
     slider.setAttribute("aria-label", name + " slider");
-    number.setAttribute("aria-label", name);
     slider.addEventListener("input", () => {
       number.value = slider.value;
       schedule();
@@ -81,26 +86,95 @@ function buildInputs() {
       if (number.value !== "") slider.value = number.value; // the slider clamps to its range
       schedule();
     });
-    const row = el("div", { className: "feature", id: "feature-" + name }, [
-      el("label", { htmlFor: "number-" + name, textContent: name }),
-      number,
-      slider,
-      el("span", { className: "range", textContent: "training range " + shown(low) + " to " + shown(high) }),
-    ]);
+    parts.push(slider, el("span", { className: "range", textContent: "training range " + shown(low) + " to " + shown(high) }));
+  } else {
+    number.addEventListener("input", schedule);
+    parts.push(el("span", { className: "range", textContent: field.known === false ? "type guessed (no sample)" : "" }));
+  }
+  return parts;
+}
+
+function textInputs(field) {
+  const { name } = field;
+  let input;
+  if (field.categories && field.categories.length) {
+    input = el(
+      "select",
+      { id: "text-" + name },
+      field.categories.map((c) => el("option", { value: String(c), textContent: String(c) })),
+    );
+    input.addEventListener("change", schedule);
+  } else {
+    input = el("input", { type: "text", id: "text-" + name, value: "" });
+    input.addEventListener("input", schedule);
+  }
+  input.setAttribute("aria-label", name);
+  const hint = field.categories ? field.categories.length + " categories seen in training" : "any text";
+  return [input, el("span", { className: "range", textContent: hint })];
+}
+
+function booleanInputs(field) {
+  const box = el("input", { type: "checkbox", id: "bool-" + field.name });
+  box.setAttribute("aria-label", field.name);
+  box.addEventListener("change", schedule);
+  return [box, el("span", { className: "range", textContent: "checked is true" })];
+}
+
+function buildInputs() {
+  const form = $("features");
+  form.replaceChildren();
+  for (const field of model.fields) {
+    const { name } = field;
+    let parts;
+    if (field.type === "text") parts = textInputs(field);
+    else if (field.type === "boolean") parts = booleanInputs(field);
+    else parts = numberInputs(field);
+    const [input, ...rest] = parts;
+    const children = [el("label", { htmlFor: input.id, textContent: name }), input, ...rest];
+    if (field.nullable) {
+      const missing = el("input", { type: "checkbox", id: "null-" + name });
+      missing.addEventListener("change", () => {
+        input.disabled = missing.checked;
+        schedule();
+      });
+      children.push(el("label", { className: "missing", htmlFor: missing.id }, [missing, " missing (null)"]));
+    }
+    const row = el("div", { className: "feature", id: "feature-" + name }, children);
     row.dataset.feature = name;
+    row.dataset.type = field.type;
     form.append(row);
   }
 }
 
 function readRow() {
   const row = {};
-  for (const name of model.features) {
-    const text = $("number-" + name).value.trim();
-    const value = Number(text);
-    if (text === "" || !Number.isFinite(value)) return { missing: name };
-    row[name] = value;
+  for (const field of model.fields) {
+    const { name } = field;
+    const missing = $("null-" + name);
+    if (missing && missing.checked) {
+      row[name] = null;
+    } else if (field.type === "text") {
+      row[name] = $("text-" + name).value;
+    } else if (field.type === "boolean") {
+      row[name] = $("bool-" + name).checked;
+    } else {
+      const text = $("number-" + name).value.trim();
+      const value = Number(text);
+      if (text === "" || !Number.isFinite(value)) return { missing: name };
+      row[name] = value;
+    }
   }
   return { row };
+}
+
+// The fields of /model's schema; a server without one shows feature_names and feature_ranges.
+function modelFields(body) {
+  if (body.schema && Array.isArray(body.schema.fields)) return body.schema.fields;
+  const ranges = body.feature_ranges || {};
+  return body.feature_names.map((name) => {
+    const [min, max] = ranges[name] || [null, null];
+    return { name, type: "number", nullable: false, min, max, categories: null, known: true };
+  });
 }
 
 function renderBars(probabilities, predicted) {
@@ -121,18 +195,21 @@ function renderBars(probabilities, predicted) {
   }
 }
 
+function warningText(w) {
+  if (w.range) return `${w.field} = ${w.value} is outside the training range ${w.range[0]} to ${w.range[1]}`;
+  return `${w.field} = ${JSON.stringify(w.value)} is not a category seen in training`;
+}
+
 function renderWarnings(warnings) {
   const box = $("warnings");
   const outside = new Set((warnings || []).map((w) => w.field));
-  for (const name of model.features) $("feature-" + name).classList.toggle("outside", outside.has(name));
+  for (const field of model.fields) $("feature-" + field.name).classList.toggle("outside", outside.has(field.name));
   if (!warnings || !warnings.length) {
     box.hidden = true;
     box.replaceChildren();
     return;
   }
-  const items = warnings.map((w) =>
-    el("li", { textContent: `${w.field} = ${w.value} is outside the training range ${w.range[0]} to ${w.range[1]}` }),
-  );
+  const items = warnings.map((w) => el("li", { textContent: warningText(w) }));
   box.replaceChildren(
     el("strong", { textContent: "Outside what the model saw in training: treat this answer with care." }),
     el("ul", {}, items),
@@ -140,16 +217,26 @@ function renderWarnings(warnings) {
   box.hidden = false;
 }
 
+// A tree's explanation is its decision path (text steps); a tree ensemble's is each feature's
+// contribution, which the server spells out in text too when it can.
 function renderPath(explanation) {
-  const steps = explanation ? explanation.text : [];
+  let steps = explanation && Array.isArray(explanation.text) ? explanation.text : [];
+  if (!steps.length && explanation && explanation.contributions) {
+    steps = Object.entries(explanation.contributions)
+      .sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]))
+      .map(([name, value]) => `${name}: ${value >= 0 ? "+" : ""}${Number(value).toPrecision(3)}`);
+  }
   $("path").replaceChildren(
     ...steps.map((text, i) => el("li", { textContent: text, className: i === steps.length - 1 ? "leaf" : "" })),
   );
 }
 
 function render(body) {
-  $("predicted-class").textContent = body.Class;
-  renderBars(body.Probabilities, body.Class);
+  const regressor = "Prediction" in body;
+  $("predicted-label").textContent = regressor ? "Predicted value: " : "Predicted class: ";
+  $("predicted-class").textContent = regressor ? String(Number(body.Prediction.toPrecision(6))) : String(body.Class);
+  if (body.Probabilities) renderBars(body.Probabilities, String(body.Class));
+  else $("probabilities").replaceChildren();
   renderWarnings(body.Warnings);
   renderPath(body.Explanation);
   $("model-line").textContent = "Model version " + body.ModelVersion;
@@ -165,12 +252,12 @@ async function predict() {
   if (!model) return loadModel();
   const { row, missing } = readRow();
   if (missing) {
-    showStatus("Enter a number for " + missing + ".");
+    showStatus("Enter a number for " + missing + " (or tick missing, where the model takes null).");
     return;
   }
   const mine = ++latest;
   try {
-    const { res, body } = await getJson("/predict?explain=true", {
+    const { res, body } = await getJson(model.explains ? "/predict?explain=true" : "/predict", {
       method: "POST",
       headers: headers(true),
       body: JSON.stringify(row),
@@ -199,11 +286,15 @@ async function loadModel() {
       return;
     }
     model = {
-      features: body.feature_names,
-      ranges: body.feature_ranges || {},
-      classes: body.classes,
+      fields: modelFields(body),
+      classes: (body.classes || []).map(String),
       version: body.version,
+      task: body.task || "classification",
+      // A tree or a tree ensemble explains its answers; another model answers explain=true with a 400.
+      explains: (body.predictor || "tree") !== "general",
     };
+    $("path-title").hidden = !model.explains;
+    $("path-title").textContent = (body.predictor || "tree") === "tree" ? "Why: the decision path" : "Why: each feature's share";
     $("model-line").textContent = "Model version " + model.version;
     buildInputs();
     predict();
