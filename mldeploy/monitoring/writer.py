@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import functools
 import logging
 import math
 import os
@@ -50,6 +49,16 @@ CLOSE_GRACE = 1.0  # seconds close() waits beyond its timeout for the writer to 
 RETRY_INTERVAL = 2.0
 PRUNE_INTERVAL = 60.0
 WARN_INTERVAL = 60  # seconds between two warnings about refused records
+
+
+# The outputs slot of a queued Inference (record_inference): packed by .answered on the writer.
+_INFERENCE = object()
+
+
+def _answered_rows() -> Callable:
+    from mldeploy.monitoring.answered import answered_rows  # the answer's shape: mldeploy.api
+
+    return answered_rows
 
 
 # Episodes that warn once at their start.
@@ -187,34 +196,17 @@ class PredictionLog:
             self._warn_now_and_then(INVALID, f"could not record request {request_id!r}: {exc!r}", exc_info=True)
         return False
 
-    def record_deferred(
-        self,
-        request_id: str,
-        version: str,
-        count: int,
-        pack: Callable[[], tuple[bytes, bytes]],
-        *,
-        model: str | None = None,
-    ) -> bool:
-        """Queue a request of ``count`` rows whose inputs and outputs ``pack()`` packs later, on
-        the writer's thread (:mod:`.packing`): the caller pays for one append, whatever the
-        batch's size. Otherwise as :meth:`record` (a ``pack`` that fails drops the request's
-        rows, counted as ``rejected``)."""
-        try:
-            return self._enqueue(request_id, version, model, count, pack, None)
-        except Exception as exc:
-            self._warn_now_and_then(INVALID, f"could not record request {request_id!r}: {exc!r}", exc_info=True)
-        return False
-
     def record_inference(self, result: Inference, request_id: str | None = None) -> str:
         """Queue every row of ``result`` (a :class:`modeler.inference.Inference`) with the answer
-        it gets, built off the caller's thread; returns the request id the rows are logged under
-        (``request_id``, else a new one). This is the ``prediction_log`` a ``Modeler`` takes."""
-        from mldeploy.monitoring.answered import answered_rows  # the answer's shape: mldeploy.api
-
+        it gets, packed off the caller's thread (:mod:`.answered`); returns the request id the
+        rows are logged under (``request_id``, else a new one). This is what a ``Modeler``'s
+        ``prediction_log`` is called with, and the server's hook too."""
         if request_id is None:
             request_id = uuid.uuid4().hex
-        self.record_deferred(request_id, result.version, len(result.answers), functools.partial(answered_rows, result))
+        try:
+            self._enqueue(request_id, result.version, None, len(result.answers), result, _INFERENCE)
+        except Exception as exc:
+            self._warn_now_and_then(INVALID, f"could not record request {request_id!r}: {exc!r}", exc_info=True)
         return request_id
 
     def _enqueue(
@@ -419,10 +411,13 @@ class PredictionLog:
             try:
                 if not all(isinstance(v, str) for v in (request_id, version, model)):
                     raise TypeError("request id, version and model must be strings")
-                # Deferred: packed here, off the caller's thread; else rows and outputs as JSON.
-                packed = inputs() if outputs is None else (pack_json(list(inputs)), pack_json(list(outputs)))
+                # An Inference is packed here, off the caller's thread; rows and outputs as JSON.
+                if outputs is _INFERENCE:
+                    packed = _answered_rows()(inputs)
+                else:
+                    packed = (pack_json(list(inputs)), pack_json(list(outputs)))
                 rows.append((request_id, model, version, answered, count, *packed))
-            except Exception as exc:  # a value that cannot be encoded, or a failed expand(): drop, count, go on
+            except Exception as exc:  # a value that cannot be encoded: drop, count, go on
                 self._drop(count, REJECTED, f"request {request_id!r}: {type(exc).__name__}: {exc}", settled=True)
         return rows
 
