@@ -41,7 +41,7 @@ DROP_REASONS = (QUEUE_FULL, DATABASE, REJECTED, INVALID, CLOSED)
 
 DEFAULT_MODEL = "default"
 # Defaults of the settings (see the package docstring for their MLDEPLOY_* names).
-QUEUE_SIZE = 50_000
+QUEUE_SIZE = 100_000
 BATCH_SIZE = 1_000
 FLUSH_INTERVAL = 1.0
 CLOSE_TIMEOUT = 5.0
@@ -85,7 +85,8 @@ class PredictionLog:
     ``database`` is a SQLite file path or a ``postgresql://`` URL. ``sample_rate`` (0 to 1) keeps
     that share of requests, chosen by request id. Retention: rows older than ``max_age`` (seconds
     or a timedelta) and beyond the newest ``max_rows`` are deleted every ``prune_interval``
-    seconds. The queue holds up to ``queue_size`` rows; the writer inserts up to ``batch_size``
+    seconds. The queue holds up to ``queue_size`` rows; ``batch_size`` rows waiting wake the writer
+    before its interval, and it inserts up to ``batch_size`` requests
     rows per transaction, at least every ``flush_interval`` seconds.
 
     Counters: ``written`` and ``dropped`` (with ``dropped_by_reason``, keyed by
@@ -422,13 +423,15 @@ class PredictionLog:
         return rows
 
     def _write(self, items: list[tuple]) -> None:
-        """Insert in transactions of about ``batch_size`` answered rows (whole requests)."""
+        """Insert in transactions of up to ``batch_size`` requests (database rows): each
+        transaction costs the writer a few waits for the interpreter's lock (held by the
+        requests being answered), so a queue of big batches goes in a few transactions."""
         batch: list[Row] = []
         rows = 0
         for packed in self._encode(items):
             batch.append(packed)
             rows += packed[4]
-            if rows >= self.batch_size:
+            if len(batch) >= self.batch_size:
                 self._write_batch(batch, rows)
                 batch, rows = [], 0
         if batch:
