@@ -26,6 +26,7 @@ from modeler.inference import Inference
 from modeler.loaded_model import LoadedModel
 from modeler.predictors.base import PROBABILITIES, VALUE
 from modeler.recipe import Recipe
+from modeler.recording import PredictionRecorder
 from modeler.training import TrainedVersion, train
 from modeler.tree_params import check_tree_params, tree_param_names
 from modeler.typed_validation import to_typed_rows
@@ -95,6 +96,9 @@ class Modeler:
     fresh version from its recipe and make it current) and ``"fail"`` (raise ModelNotReady saying
     why); both default to retrain when ``lazy_train`` is on. Each new version keeps at most
     ``keep_versions`` saved versions, never deleting the current one.
+
+    ``prediction_log`` (e.g. ``mldeploy.monitoring.PredictionLog(path)``) records every row this
+    Modeler predicts with its answer, under :meth:`infer`'s ``request_id`` or a new id.
     """
 
     def __init__(
@@ -111,6 +115,7 @@ class Modeler:
         on_incompatible: str | None = None,
         keep_versions: int = DEFAULT_KEEP_VERSIONS,
         estimator: str | object | None = None,
+        prediction_log: PredictionRecorder | None = None,
         **tree_params: object,
     ) -> None:
         unknown = sorted(set(tree_params) - tree_param_names()) if tree_params and estimator is None else []
@@ -132,6 +137,9 @@ class Modeler:
         # The estimator to train (a class name or an unfitted instance); None: the recipe's, else
         # a DecisionTreeClassifier.
         self.estimator = estimator
+        if prediction_log is not None and not isinstance(prediction_log, PredictionRecorder):
+            raise TypeError(f"prediction_log must have a record_inference method, not {prediction_log!r}")
+        self.prediction_log = prediction_log
         self._versions = VersionStore(
             self.model_dir,
             self._training(self.tree_params, automatic=True),
@@ -331,14 +339,15 @@ class Modeler:
 
     # -- predict -------------------------------------------------------------------------
 
-    def infer(self, x: object, *, estimator_walk: bool = False) -> Inference:
+    def infer(self, x: object, *, estimator_walk: bool = False, request_id: str | None = None) -> Inference:
         """Validate ``x`` and predict it; the result carries the version that computed it.
 
         A batch is answered without scikit-learn where the model has a compiled path (so a server
         never unpickles the estimator); ``estimator_walk=True`` lets the single tree use
         scikit-learn's own compiled walk instead, about 3x faster on a million rows, identical by
         construction (for in-process batches). Raises :class:`~modeler.errors.InvalidInput`
-        naming every bad field (its row, and the problem).
+        naming every bad field (its row, and the problem). With a
+        ``prediction_log``, the rows are recorded under ``request_id`` (else a new id).
         """
         model = self._versions.current()
         schema = model.schema
@@ -355,7 +364,10 @@ class Modeler:
             rows, single = to_typed_rows(x, schema)
             typed = schema
         answers = model.predictor.answer(rows, single=single, use_estimator=estimator_walk)
-        return Inference(model.version, model.features, rows, single, answers, model.predictor, model.ranges, typed)
+        result = Inference(model.version, model.features, rows, single, answers, model.predictor, model.ranges, typed)
+        if self.prediction_log is not None:
+            self.prediction_log.record_inference(result, request_id)
+        return result
 
     def predict(self, x: object) -> object:
         """Class label (in its own type) or, for a regressor, the value for one row (a dict or a

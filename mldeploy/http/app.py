@@ -20,6 +20,7 @@ from mldeploy.http import (
     security_headers,
 )
 from mldeploy.http.readiness import Readiness
+from mldeploy.monitoring import recording
 from mldeploy.settings import FIELDS, Settings, SettingsError, load_settings, make_modeler
 from modeler.modeler import Modeler
 
@@ -47,6 +48,7 @@ def create_app(config: Mapping[str, object] | Settings | None = None, modeler: M
     # The route table says how each route is counted and who may call it.
     request_log.init_app(app)
     metrics.init_app(app, modeler, routes.endpoint_labels())
+    recording.init_app(app, settings, modeler)  # the prediction log, unless MLDEPLOY_LOG_PREDICTIONS=0
     auth.init_app(app, routes.access_by_rule())
     rate_limit.init_app(app)
     errors.init_app(app)

@@ -16,14 +16,18 @@ import math
 import os
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import orjson
-
+from mldeploy.monitoring.packing import pack_json
 from mldeploy.monitoring.records import LogRecord, sampled
 from mldeploy.monitoring.store import Row, Store, display_name, open_store
+
+if TYPE_CHECKING:
+    from modeler.inference import Inference
 
 log = logging.getLogger("mldeploy.monitoring")
 
@@ -37,7 +41,7 @@ DROP_REASONS = (QUEUE_FULL, DATABASE, REJECTED, INVALID, CLOSED)
 
 DEFAULT_MODEL = "default"
 # Defaults of the settings (see the package docstring for their MLDEPLOY_* names).
-QUEUE_SIZE = 50_000
+QUEUE_SIZE = 100_000
 BATCH_SIZE = 1_000
 FLUSH_INTERVAL = 1.0
 CLOSE_TIMEOUT = 5.0
@@ -46,15 +50,19 @@ RETRY_INTERVAL = 2.0
 PRUNE_INTERVAL = 60.0
 WARN_INTERVAL = 60  # seconds between two warnings about refused records
 
-# numpy scalars from a model, class labels that are not strings (int classes): written, not refused.
-_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+# The outputs slot of a queued Inference (record_inference): packed by .answered on the writer.
+_INFERENCE = object()
+
+
+def _answered_rows() -> Callable:
+    from mldeploy.monitoring.answered import answered_rows  # the answer's shape: mldeploy.api
+
+    return answered_rows
+
 
 # Episodes that warn once at their start.
 _OUTAGE, _FULL = "outage", "queue full"
-
-
-def _json(value: object) -> str:
-    return orjson.dumps(value, option=_JSON_OPTIONS, default=str).decode()
 
 
 def _seconds(value: float | timedelta | None) -> float | None:
@@ -77,7 +85,8 @@ class PredictionLog:
     ``database`` is a SQLite file path or a ``postgresql://`` URL. ``sample_rate`` (0 to 1) keeps
     that share of requests, chosen by request id. Retention: rows older than ``max_age`` (seconds
     or a timedelta) and beyond the newest ``max_rows`` are deleted every ``prune_interval``
-    seconds. The queue holds up to ``queue_size`` rows; the writer inserts up to ``batch_size``
+    seconds. The queue holds up to ``queue_size`` rows; ``batch_size`` rows waiting wake the writer
+    before its interval, and it inserts up to ``batch_size`` requests
     rows per transaction, at least every ``flush_interval`` seconds.
 
     Counters: ``written`` and ``dropped`` (with ``dropped_by_reason``, keyed by
@@ -178,34 +187,54 @@ class PredictionLog:
         ``outputs`` until they are written: do not change them afterwards.
         """
         try:
-            if self.sample_rate < 1.0 and not sampled(request_id, self.sample_rate):
+            if len(rows) != len(outputs):
+                if self.sample_rate >= 1.0 or sampled(request_id, self.sample_rate):
+                    count = len(rows)
+                    self._drop(count, INVALID, f"{count} rows but {len(outputs)} outputs for request {request_id!r}")
                 return False
-            count = len(rows)
-            if count != len(outputs):
-                self._drop(count, INVALID, f"{count} rows but {len(outputs)} outputs for request {request_id!r}")
-                return False
-            if not count:
-                return False
-            item = (request_id, version, self.model if model is None else model, time.time(), rows, outputs)
-            with self._lock:
-                if self._closing:
-                    reason = CLOSED
-                # A batch larger than the whole queue still goes in when the queue is empty.
-                elif self._pending_rows and self._pending_rows + count > self.queue_size:
-                    reason = QUEUE_FULL
-                else:
-                    if self._thread is None:
-                        self._start_writer()
-                    before = self._pending_rows
-                    self._pending.append(item)
-                    self._pending_rows = before + count
-                    self._accepted_rows += count
-                    if before < self.batch_size <= self._pending_rows:
-                        self._wake.notify()
-                    return True
-            self._drop(count, reason, "the queue is full" if reason == QUEUE_FULL else "the log is closed")
-        except Exception as exc:  # e.g. a request id that is not a string: never fail the prediction
+            return self._enqueue(request_id, version, model, len(rows), rows, outputs)
+        except Exception as exc:  # e.g. rows without a length: never fail the prediction
             self._warn_now_and_then(INVALID, f"could not record request {request_id!r}: {exc!r}", exc_info=True)
+        return False
+
+    def record_inference(self, result: Inference, request_id: str | None = None) -> str:
+        """Queue every row of ``result`` (a :class:`modeler.inference.Inference`) with the answer
+        it gets, packed off the caller's thread (:mod:`.answered`); returns the request id the
+        rows are logged under (``request_id``, else a new one). This is what a ``Modeler``'s
+        ``prediction_log`` is called with, and the server's hook too."""
+        if request_id is None:
+            request_id = uuid.uuid4().hex
+        try:
+            self._enqueue(request_id, result.version, None, len(result.answers), result, _INFERENCE)
+        except Exception as exc:
+            self._warn_now_and_then(INVALID, f"could not record request {request_id!r}: {exc!r}", exc_info=True)
+        return request_id
+
+    def _enqueue(
+        self, request_id: str, version: str, model: str | None, count: int, rows: object, outputs: object
+    ) -> bool:
+        if self.sample_rate < 1.0 and not sampled(request_id, self.sample_rate):
+            return False
+        if not count:
+            return False
+        item = (request_id, version, self.model if model is None else model, time.time(), count, rows, outputs)
+        with self._lock:
+            if self._closing:
+                reason = CLOSED
+            # A batch larger than the whole queue still goes in when the queue is empty.
+            elif self._pending_rows and self._pending_rows + count > self.queue_size:
+                reason = QUEUE_FULL
+            else:
+                if self._thread is None:
+                    self._start_writer()
+                before = self._pending_rows
+                self._pending.append(item)
+                self._pending_rows = before + count
+                self._accepted_rows += count
+                if before < self.batch_size <= self._pending_rows:
+                    self._wake.notify()
+                return True
+        self._drop(count, reason, "the queue is full" if reason == QUEUE_FULL else "the log is closed")
         return False
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -376,26 +405,41 @@ class PredictionLog:
             store.close()
 
     def _encode(self, items: list[tuple]) -> list[Row]:
+        """One packed row per request (:mod:`.packing`); a request that cannot be packed is
+        dropped (``rejected``) without its batch."""
         rows: list[Row] = []
-        for request_id, version, model, answered, inputs, outputs in items:
+        for request_id, version, model, answered, count, inputs, outputs in items:
             try:
                 if not all(isinstance(v, str) for v in (request_id, version, model)):
                     raise TypeError("request id, version and model must be strings")
-                rows.extend(
-                    (request_id, i, model, version, answered, _json(row), _json(out))
-                    for i, (row, out) in enumerate(zip(inputs, outputs, strict=True))
-                )
-            except (TypeError, ValueError) as exc:
-                self._drop(len(inputs), REJECTED, f"request {request_id!r}: {exc}", settled=True)
+                # An Inference is packed here, off the caller's thread; rows and outputs as JSON.
+                if outputs is _INFERENCE:
+                    packed = _answered_rows()(inputs)
+                else:
+                    packed = (pack_json(list(inputs)), pack_json(list(outputs)))
+                rows.append((request_id, model, version, answered, count, *packed))
+            except Exception as exc:  # a value that cannot be encoded: drop, count, go on
+                self._drop(count, REJECTED, f"request {request_id!r}: {type(exc).__name__}: {exc}", settled=True)
         return rows
 
     def _write(self, items: list[tuple]) -> None:
-        rows = self._encode(items)
-        for start in range(0, len(rows), self.batch_size):
-            self._write_batch(rows[start : start + self.batch_size])
+        """Insert in transactions of up to ``batch_size`` requests (database rows): each
+        transaction costs the writer a few waits for the interpreter's lock (held by the
+        requests being answered), so a queue of big batches goes in a few transactions."""
+        batch: list[Row] = []
+        rows = 0
+        for packed in self._encode(items):
+            batch.append(packed)
+            rows += packed[4]
+            if len(batch) >= self.batch_size:
+                self._write_batch(batch, rows)
+                batch, rows = [], 0
+        if batch:
+            self._write_batch(batch, rows)
 
-    def _write_batch(self, batch: list[Row]) -> None:
-        """Insert ``batch``, waiting out an outage (until close() has waited long enough)."""
+    def _write_batch(self, batch: list[Row], rows: int) -> None:
+        """Insert ``batch`` (``rows`` answered rows), waiting out an outage (until close() has
+        waited long enough)."""
         while True:
             store = None
             try:
@@ -404,16 +448,16 @@ class PredictionLog:
             except Exception as exc:
                 # Failing to connect (or to create the tables) is an outage whatever the error.
                 if store is not None and not store.is_unavailable(exc):
-                    self._drop(len(batch), REJECTED, f"{type(exc).__name__}: {exc}", settled=True)
+                    self._drop(rows, REJECTED, f"{type(exc).__name__}: {exc}", settled=True)
                     return
                 if self._keep_trying(exc):
                     continue
-                self._drop(len(batch), DATABASE, "the database stayed unavailable until close", settled=True)
+                self._drop(rows, DATABASE, "the database stayed unavailable until close", settled=True)
                 return
-            self.written += len(batch)
+            self.written += rows
             with self._lock:
-                self._settle_locked(len(batch))
-            self._call(self.on_written, len(batch))
+                self._settle_locked(rows)
+            self._call(self.on_written, rows)
             self._healthy()
             return
 
@@ -461,7 +505,8 @@ _open_logs: weakref.WeakSet[PredictionLog] = weakref.WeakSet()
 _inherited_connections: list[Store] = []
 
 
-def _close_open_logs() -> None:
+def close_open_logs() -> None:
+    """Close every log of this process not closed yet (draining each queue)."""
     for prediction_log in list(_open_logs):
         with contextlib.suppress(Exception):
             prediction_log.close()
@@ -472,5 +517,5 @@ def _reset_after_fork() -> None:
         prediction_log._after_fork()
 
 
-atexit.register(_close_open_logs)
+atexit.register(close_open_logs)
 os.register_at_fork(after_in_child=_reset_after_fork)

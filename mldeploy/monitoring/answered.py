@@ -1,0 +1,42 @@
+"""What one prediction becomes in the log: its rows' inputs and the answers they got, packed
+(:mod:`.packing`).
+
+Built on the log's writer thread from the :class:`~modeler.inference.Inference` alone, so the
+request pays for nothing but one append. The outputs are the answers the client was sent, by the
+same code (:mod:`mldeploy.api.answers`), without what is added around the model's own answer
+(the echo, the version, warnings, explanations): whatever a model kind answers (``Class`` and
+``Probabilities``, or ``Prediction``) is logged as it is answered, for ``/predict``, ``/v2`` and
+the Python API alike. The inputs are each row's validated values by feature name, as ``/predict``
+echoes a single row's ``Input``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mldeploy.api.answers import entry_fragments, predict_answer
+from mldeploy.contract import EXPLANATION, INPUT, MODEL_VERSION, PREDICTIONS, WARNINGS
+from mldeploy.monitoring.packing import pack_inputs, pack_json, pack_table_outputs
+from modeler.inference import Inference
+from modeler.predictors.base import TableAnswers
+
+# Keys of a single row's answer that are not the model's output.
+NOT_OUTPUTS = frozenset({INPUT, MODEL_VERSION, WARNINGS, EXPLANATION})
+
+
+def answered_rows(result: Inference) -> tuple[bytes, bytes]:
+    """``result``'s inputs and outputs, packed."""
+    inputs = pack_inputs(result.features, result.rows)
+    answers = result.answers
+    if isinstance(answers, TableAnswers):
+        # Answered from a fixed table: each row's answer is its entry's, pre-serialised once per
+        # version (what the batch answer is made of). A batch keeps its entries and each used
+        # entry's answer once; a single row, its answer.
+        fragments = entry_fragments(answers.table).predictions
+        if isinstance(answers.entries, np.ndarray):
+            return inputs, pack_table_outputs(answers.entries, fragments)
+        return inputs, pack_json([fragments[entry] for entry in answers.entries])
+    answer = predict_answer(result, warnings={}, serialised=True)
+    if result.single:
+        return inputs, pack_json([{k: v for k, v in answer.items() if k not in NOT_OUTPUTS}])
+    return inputs, pack_json(answer[PREDICTIONS])
