@@ -264,6 +264,8 @@ class Settings:
     # predictions.sqlite3 in the model directory. (`log export` reads it; the request path does
     # not write the log yet.)
     log_database: str | None = field(default=None, metadata=parsed_by(optional(text)))
+    # Rows that /model/performance and /model/drift read by default, and /metrics' live gauges read.
+    monitoring_window: int = field(default=1000, metadata=parsed_by(integer(1, 100_000)))
     # gunicorn only, from here on. The address it binds; None means HOST:PORT.
     bind: str | None = field(default=None, metadata=parsed_by(optional(text)))
     # gunicorn worker processes (the name Heroku and gunicorn itself use).

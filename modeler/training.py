@@ -18,6 +18,7 @@ import numpy as np
 from modeler.errors import DataError, SchemaChange
 from modeler.json_values import json_safe
 from modeler.recipe import ESTIMATOR, RECIPE, Recipe
+from modeler.reference import REFERENCE, reference_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -89,6 +90,7 @@ def train(
         },
         "classes": [str(c) for c in estimator.classes_],
         "holdout": holdout,
+        REFERENCE: reference_of(X_train, estimator.predict(X_train)),  # for drift (modeler/reference.py)
         "data": {"source": describe_source(data), "rows": len(X)},
         "tree": {"depth": int(estimator.get_depth()), "leaves": int(estimator.get_n_leaves())},
         "environment": {

@@ -20,6 +20,7 @@ from mldeploy.http import (
     security_headers,
 )
 from mldeploy.http.readiness import Readiness
+from mldeploy.monitoring.monitor import Monitor
 from mldeploy.settings import FIELDS, Settings, SettingsError, load_settings, make_modeler
 from modeler.modeler import Modeler
 
@@ -58,7 +59,13 @@ def create_app(config: Mapping[str, object] | Settings | None = None, modeler: M
     # Flask-RESTful writes responses with its own stdlib output_json unless told otherwise.
     api.representation("application/json")(jsonio.output_json)
     app.extensions[API_EXTENSION] = api
-    routes.register(app, api, modeler, readiness)
+    monitor = Monitor(
+        modeler,
+        Monitor.default_database(modeler, settings.log_database),
+        settings.model_name,
+        window=settings.monitoring_window,
+    )
+    routes.register(app, api, modeler, readiness, monitor)
     swagger.init_app(app, readiness, routes.ROUTES)
 
     if settings.warmup:
