@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -51,7 +50,6 @@ class Monitor:
         self.window = window
         self.flush = flush
         self.flush_interval = flush_interval
-        self._local = threading.local()
         self._metadata: dict[str, dict] = {}  # a saved version's metadata never changes
 
     @classmethod
@@ -68,19 +66,15 @@ class Monitor:
 
     @contextlib.contextmanager
     def store(self) -> Iterator[Store]:
-        """This thread's connection to the log (made on first use, and again after a fork or a
-        failure); LogDatabaseError when the database cannot be opened."""
+        """A connection to the log for one request (closed at the end of the block: a connection
+        kept per thread would outlive its app, and these routes are not the hot path);
+        LogDatabaseError when the database cannot be opened."""
         self.check_enabled()
-        held = getattr(self._local, "held", None)
-        if held is None or held[0] != os.getpid():
-            held = self._local.held = (os.getpid(), open_store(self.database))
+        store = open_store(self.database)
         try:
-            yield held[1]
-        except BaseException:
-            # Whatever went wrong, the next request starts with a fresh connection.
-            self._local.held = None
-            held[1].close()
-            raise
+            yield store
+        finally:
+            store.close()
 
     def wait_for_log(self) -> None:
         """Let records answered a moment ago reach the database: this process's at once, the
