@@ -172,6 +172,29 @@ def storage_uri(value: object) -> str:
     return value.strip()
 
 
+def fraction(value: object) -> float:
+    """A number from 0 to 1 (a share); text such as ``"0.25"`` too."""
+    try:
+        parsed = number(0)(value)
+    except Invalid:
+        parsed = None
+    if parsed is None or parsed > 1:
+        raise Invalid("a number from 0 to 1")
+    return parsed
+
+
+def duration(value: object) -> float:
+    """A duration in seconds: ``90s``, ``30m``, ``12h``, ``7d``, ``2w``, or plain seconds."""
+    from mldeploy.monitoring.timespec import parse_duration  # standard library only, read when set
+
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise Invalid("a duration such as 90s, 30m, 12h, 7d or 2w")
+    try:
+        return parse_duration(str(value)).total_seconds()
+    except ValueError:
+        raise Invalid("a duration such as 90s, 30m, 12h, 7d or 2w") from None
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 ANY_ORIGIN = "*"
@@ -260,10 +283,31 @@ class Settings:
     # Origins whose web pages may call the API from a browser (CORS), or "*" for any; empty means
     # none (no CORS headers). Credentials are never allowed.
     cors_origins: tuple[str, ...] = field(default=(), metadata=parsed_by(origins))
-    # The prediction log's database: a file path or a postgresql:// URL; unset means
-    # predictions.sqlite3 in the model directory. (`log export` reads it; the request path does
-    # not write the log yet.)
+    # Record every answered prediction (each row of /predict and /v2 answers) in the prediction
+    # log, off the request path (a queue and a writer thread per worker). On by default: what was
+    # answered is what ground truth and drift are computed from; it costs a few percent of req/s
+    # (docs/performance.md, "Prediction log").
+    log_predictions: bool = field(default=True, metadata=parsed_by(boolean))
+    # The prediction log's database: a file path or a postgresql:// URL (several replicas share
+    # one log there); unset means predictions.sqlite3 (WAL mode) in the model directory.
     log_database: str | None = field(default=None, metadata=parsed_by(optional(text)))
+    # The share of requests logged (0 to 1), chosen by request id: all rows of a request or none,
+    # and every worker and replica agrees.
+    log_sample_rate: float = field(default=1.0, metadata=parsed_by(fraction))
+    # Retention: delete logged rows (and their feedback) older than this (e.g. 30d); unset keeps them.
+    log_max_age: float | None = field(default=None, metadata=parsed_by(optional(duration)))
+    # Retention: keep at most this many of the newest logged rows; unset keeps them all.
+    log_max_rows: int | None = field(default=None, metadata=parsed_by(optional(integer(1))))
+    # Rows waiting to be written, per worker; beyond, records are dropped and counted
+    # (mldeploy_prediction_log_dropped_total{reason="queue_full"}), never waited for.
+    log_queue_size: int = field(default=50_000, metadata=parsed_by(integer(1)))
+    # Rows per insert transaction.
+    log_batch_size: int = field(default=1_000, metadata=parsed_by(integer(1)))
+    # Seconds a logged row waits at most before its batch is written.
+    log_flush_interval: float = field(default=1.0, metadata=parsed_by(number(0.001)))
+    # Seconds a stopping worker waits for an unreachable database before dropping (and counting)
+    # what it still holds; keep it below GRACEFUL_TIMEOUT.
+    log_close_timeout: float = field(default=5.0, metadata=parsed_by(number(0)))
     # Rows that /model/performance and /model/drift read by default, and /metrics' live gauges read.
     monitoring_window: int = field(default=1000, metadata=parsed_by(integer(1, 100_000)))
     # gunicorn only, from here on. The address it binds; None means HOST:PORT.

@@ -24,6 +24,7 @@ from modeler.explanation import Explanation
 from modeler.inference import Inference
 from modeler.loaded_model import LoadedModel
 from modeler.recipe import Recipe
+from modeler.recording import PredictionRecorder
 from modeler.training import TrainedVersion, train
 from modeler.tree_params import check_tree_params, tree_param_names
 from modeler.validation import to_rows
@@ -90,6 +91,9 @@ class Modeler:
     fresh version from its recipe and make it current) and ``"fail"`` (raise ModelNotReady saying
     why); both default to retrain when ``lazy_train`` is on. Each new version keeps at most
     ``keep_versions`` saved versions, never deleting the current one.
+
+    ``prediction_log`` (e.g. ``mldeploy.monitoring.PredictionLog(path)``) records every row this
+    Modeler predicts with its answer, under :meth:`infer`'s ``request_id`` or a new id.
     """
 
     def __init__(
@@ -105,6 +109,7 @@ class Modeler:
         on_corrupt: str | None = None,
         on_incompatible: str | None = None,
         keep_versions: int = DEFAULT_KEEP_VERSIONS,
+        prediction_log: PredictionRecorder | None = None,
         **tree_params: object,
     ) -> None:
         unknown = sorted(set(tree_params) - tree_param_names()) if tree_params else []
@@ -121,6 +126,9 @@ class Modeler:
         self.target = target
         self.random_state = random_state
         self.tree_params = dict(tree_params)
+        if prediction_log is not None and not isinstance(prediction_log, PredictionRecorder):
+            raise TypeError(f"prediction_log must have a record_inference method, not {prediction_log!r}")
+        self.prediction_log = prediction_log
         self._versions = VersionStore(
             self.model_dir,
             self._training(self.tree_params, automatic=True),
@@ -270,18 +278,22 @@ class Modeler:
 
     # -- predict -------------------------------------------------------------------------
 
-    def infer(self, x: object, *, estimator_walk: bool = False) -> Inference:
+    def infer(self, x: object, *, estimator_walk: bool = False, request_id: str | None = None) -> Inference:
         """Validate ``x`` and predict it; the result carries the version that computed it.
 
         A batch is answered without scikit-learn (so a server never unpickles the estimator);
         ``estimator_walk=True`` lets the predictor use scikit-learn's own compiled walk instead,
         about 3x faster on a million rows, identical by construction (for in-process batches).
-        Raises :class:`~modeler.errors.InvalidInput` naming every bad field.
+        Raises :class:`~modeler.errors.InvalidInput` naming every bad field. With a
+        ``prediction_log``, the rows are recorded under ``request_id`` (else a new id).
         """
         model = self._versions.current()
         rows, single = to_rows(x, model.features)
         answers = model.predictor.answer(rows, single=single, use_estimator=estimator_walk)
-        return Inference(model.version, model.features, rows, single, answers, model.predictor, model.ranges)
+        result = Inference(model.version, model.features, rows, single, answers, model.predictor, model.ranges)
+        if self.prediction_log is not None:
+            self.prediction_log.record_inference(result, request_id)
+        return result
 
     def predict(self, x: object) -> str | list[str]:
         """Class label for one row (a dict or a list of numbers in feature order), or a list of

@@ -32,6 +32,8 @@ BAD_VALUES = {
     "MLDEPLOY_KEEP_VERSIONS": ("1.5", "an integer of at least 1"),
     "MLDEPLOY_RATE_LIMIT_STORAGE_URI": ("redis", "a storage URI such as memory:// or redis://host:6379"),
     "WEB_CONCURRENCY": ("two", "an integer of at least 1"),
+    "MLDEPLOY_LOG_SAMPLE_RATE": ("1.5", "a number from 0 to 1"),
+    "MLDEPLOY_LOG_MAX_AGE": ("soon", "a duration such as 90s, 30m, 12h, 7d or 2w"),
 }
 
 

@@ -20,6 +20,7 @@ from mldeploy.http import (
     security_headers,
 )
 from mldeploy.http.readiness import Readiness
+from mldeploy.monitoring import recording
 from mldeploy.monitoring.monitor import Monitor
 from mldeploy.settings import FIELDS, Settings, SettingsError, load_settings, make_modeler
 from modeler.modeler import Modeler
@@ -48,6 +49,7 @@ def create_app(config: Mapping[str, object] | Settings | None = None, modeler: M
     # The route table says how each route is counted and who may call it.
     request_log.init_app(app)
     metrics.init_app(app, modeler, routes.endpoint_labels())
+    recording.init_app(app, settings, modeler)  # the prediction log, unless MLDEPLOY_LOG_PREDICTIONS=0
     auth.init_app(app, routes.access_by_rule())
     rate_limit.init_app(app)
     errors.init_app(app)
@@ -59,13 +61,7 @@ def create_app(config: Mapping[str, object] | Settings | None = None, modeler: M
     # Flask-RESTful writes responses with its own stdlib output_json unless told otherwise.
     api.representation("application/json")(jsonio.output_json)
     app.extensions[API_EXTENSION] = api
-    monitor = Monitor(
-        modeler,
-        Monitor.default_database(modeler, settings.log_database),
-        settings.model_name,
-        window=settings.monitoring_window,
-    )
-    routes.register(app, api, modeler, readiness, monitor)
+    routes.register(app, api, modeler, readiness, Monitor.of(app, settings, modeler))
     swagger.init_app(app, readiness, routes.ROUTES)
 
     if settings.warmup:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
 from mldeploy.cli.exit_codes import EXIT_USAGE
 from mldeploy.http.app import create_app
 from mldeploy.http.request_log import configure_logging
+from mldeploy.monitoring.recording import close_logs
 from mldeploy.settings import Settings, SettingsError, argument, load_settings
 
 log = logging.getLogger(__name__)
@@ -40,4 +42,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.host,
         args.port,
     )
-    app.run(host=args.host, port=args.port, debug=False, use_reloader=False, threaded=True)
+    # SIGTERM (docker stop, a test's stop) ends the server as Ctrl-C does, through Python's exit,
+    # so the prediction log writes what it still queues (by default SIGTERM would end it at once).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        app.run(host=args.host, port=args.port, debug=False, use_reloader=False, threaded=True)
+    finally:
+        close_logs()
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    sys.exit(0)

@@ -85,6 +85,14 @@ def child_exit(server, worker):
     multiprocess.mark_process_dead(worker.pid)
 
 
+def worker_exit(server, worker):
+    """In a worker that stops (SIGTERM too), after its last request: write what its prediction
+    log still queues before the process goes (waiting at most MLDEPLOY_LOG_CLOSE_TIMEOUT)."""
+    from mldeploy.monitoring.writer import close_open_logs
+
+    close_open_logs()
+
+
 def on_exit(server):
     """The master stops: remove the metrics folder if this file made it."""
     if _METRICS_DIR_OURS:

@@ -63,6 +63,13 @@ MODEL_INFO = Gauge(
 )
 MODEL_EVENTS = Counter("mldeploy_model_events_total", "Model loads and trainings, by event.", ["event"])
 
+# The prediction log (mldeploy/monitoring): rows written, and rows dropped by reason
+# (mldeploy.monitoring.writer.DROP_REASONS: queue_full, database, rejected, invalid, closed).
+LOGGED = Counter("mldeploy_prediction_log_rows_total", "Answered rows written to the prediction log.")
+LOG_DROPPED = Counter(
+    "mldeploy_prediction_log_dropped_total", "Answered rows the prediction log could not keep, by reason.", ["reason"]
+)
+
 _served = {"version": None}
 _served_lock = threading.Lock()
 
@@ -83,6 +90,16 @@ def count_out_of_range(fields: Iterable[str]) -> None:
     """Count feature values outside their training range (names are the model's features)."""
     for field, count in collections.Counter(fields).items():
         OUT_OF_RANGE.labels(field).inc(count)
+
+
+def count_logged(rows: int) -> None:
+    """PredictionLog callback: ``rows`` written to the prediction log."""
+    LOGGED.inc(rows)
+
+
+def count_log_dropped(rows: int, reason: str) -> None:
+    """PredictionLog callback: ``rows`` dropped from the prediction log, and why."""
+    LOG_DROPPED.labels(reason).inc(rows)
 
 
 def on_model_event(event: str, version: str) -> None:

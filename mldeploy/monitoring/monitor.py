@@ -11,11 +11,14 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
+from flask import Flask
+
+from mldeploy.monitoring import recording
 from mldeploy.monitoring.errors import MonitoringConflict
 from mldeploy.monitoring.feedback import CLASSIFICATION, REGRESSION, VersionFacts
-from mldeploy.monitoring.store import DEFAULT_FILE, Store, open_store
+from mldeploy.monitoring.store import Store, open_store
+from mldeploy.settings import Settings
 from modeler.modeler import Modeler
 from modeler.reference import REFERENCE
 
@@ -53,9 +56,18 @@ class Monitor:
         self._metadata: dict[str, dict] = {}  # a saved version's metadata never changes
 
     @classmethod
-    def default_database(cls, modeler: Modeler, database: str | None) -> str:
-        """``database`` (MLDEPLOY_LOG_DATABASE), else the model directory's SQLite file."""
-        return database or str(Path(modeler.model_dir) / DEFAULT_FILE)
+    def of(cls, app: Flask, settings: Settings, modeler: Modeler) -> Monitor:
+        """The monitor of ``app``: its prediction log's database, flushed through its log."""
+        prediction_log = recording.prediction_log_of(app)
+        return cls(
+            modeler,
+            recording.database_of(settings, modeler),
+            settings.model_name,
+            enabled=settings.log_predictions,
+            window=settings.monitoring_window,
+            flush=None if prediction_log is None else prediction_log.flush,
+            flush_interval=settings.log_flush_interval,
+        )
 
     def check_enabled(self) -> None:
         """MonitoringConflict when the log is off: there is nothing to read or match."""

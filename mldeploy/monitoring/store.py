@@ -306,19 +306,54 @@ class Store(abc.ABC):
             with self.translated_errors("read"), contextlib.closing(self._conn.cursor()) as cursor:
                 cursor.execute(self._sql(sql), (*params, *(after or ()), page_rows))
                 page = cursor.fetchall()
-            for request_id, row, model_name, version_id, raw_time, inputs, outputs in page:
-                yield LogRecord(
-                    request_id,
-                    row,
-                    model_name,
-                    version_id,
-                    self._time_value(raw_time),
-                    orjson.loads(inputs),
-                    orjson.loads(outputs),
-                )
+            for found in page:
+                yield self._record(found)
             if len(page) < page_rows:
                 return
             after = (page[-1][4], page[-1][0], page[-1][1])
+
+    def _select(self, where: str, params: Sequence[object], order: str, limit: int | None = None) -> list[LogRecord]:
+        """Rows matching ``where`` (SQL with ``{p}`` placeholders), in ``order``, at most ``limit``."""
+        text = self.dialect.json_as_text
+        sql = (
+            f"SELECT request_id, row_index, model, version, time, {text.format('inputs')}, {text.format('outputs')} "
+            f"FROM predictions{' WHERE ' + where if where else ''} ORDER BY {order}"
+        )
+        if limit is not None:
+            sql += " LIMIT {p}"
+            params = (*params, limit)
+        with self.translated_errors("read"), contextlib.closing(self._conn.cursor()) as cursor:
+            cursor.execute(self._sql(sql), tuple(params))
+            page = cursor.fetchall()
+        return [self._record(found) for found in page]
+
+    def _record(self, found: Sequence[Any]) -> LogRecord:
+        """A row read by a SELECT of the predictions' columns in schema order, as a LogRecord."""
+        request_id, row, model, version, raw_time, inputs, outputs = found
+        return LogRecord(
+            request_id, row, model, version, self._time_value(raw_time), orjson.loads(inputs), orjson.loads(outputs)
+        )
+
+    def request_rows(self, request_id: str, row: int | None = None) -> list[LogRecord]:
+        """The logged rows of one request (by its ``X-Request-ID``), in row order; only row
+        ``row`` when given. Empty when the request was not logged (unknown, not sampled, pruned)."""
+        if row is None:
+            return self._select("request_id = {p}", (request_id,), "row_index")
+        return self._select("request_id = {p} AND row_index = {p}", (request_id, row), "row_index")
+
+    def latest(self, limit: int, *, version: str | None = None, model: str | None = None) -> list[LogRecord]:
+        """The newest ``limit`` rows (of ``version`` and ``model`` when given), oldest first: the
+        window "the last N predictions"."""
+        filters, params = [], []
+        for clause, value in (("model = {p}", model), ("version = {p}", version)):
+            if value is not None:
+                filters.append(clause)
+                params.append(value)
+        found = self._select(
+            " AND ".join(filters), params, "time DESC, request_id DESC, row_index DESC", max(int(limit), 0)
+        )
+        found.reverse()
+        return found
 
 
 class SQLiteStore(Store):

@@ -11,19 +11,25 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import math
 import os
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import orjson
 
 from mldeploy.monitoring.records import LogRecord, sampled
 from mldeploy.monitoring.store import Row, Store, display_name, open_store
+
+if TYPE_CHECKING:
+    from modeler.inference import Inference
 
 log = logging.getLogger("mldeploy.monitoring")
 
@@ -178,34 +184,71 @@ class PredictionLog:
         ``outputs`` until they are written: do not change them afterwards.
         """
         try:
-            if self.sample_rate < 1.0 and not sampled(request_id, self.sample_rate):
+            if len(rows) != len(outputs):
+                if self.sample_rate >= 1.0 or sampled(request_id, self.sample_rate):
+                    count = len(rows)
+                    self._drop(count, INVALID, f"{count} rows but {len(outputs)} outputs for request {request_id!r}")
                 return False
-            count = len(rows)
-            if count != len(outputs):
-                self._drop(count, INVALID, f"{count} rows but {len(outputs)} outputs for request {request_id!r}")
-                return False
-            if not count:
-                return False
-            item = (request_id, version, self.model if model is None else model, time.time(), rows, outputs)
-            with self._lock:
-                if self._closing:
-                    reason = CLOSED
-                # A batch larger than the whole queue still goes in when the queue is empty.
-                elif self._pending_rows and self._pending_rows + count > self.queue_size:
-                    reason = QUEUE_FULL
-                else:
-                    if self._thread is None:
-                        self._start_writer()
-                    before = self._pending_rows
-                    self._pending.append(item)
-                    self._pending_rows = before + count
-                    self._accepted_rows += count
-                    if before < self.batch_size <= self._pending_rows:
-                        self._wake.notify()
-                    return True
-            self._drop(count, reason, "the queue is full" if reason == QUEUE_FULL else "the log is closed")
-        except Exception as exc:  # e.g. a request id that is not a string: never fail the prediction
+            return self._enqueue(request_id, version, model, len(rows), rows, outputs)
+        except Exception as exc:  # e.g. rows without a length: never fail the prediction
             self._warn_now_and_then(INVALID, f"could not record request {request_id!r}: {exc!r}", exc_info=True)
+        return False
+
+    def record_deferred(
+        self,
+        request_id: str,
+        version: str,
+        count: int,
+        expand: Callable[[], tuple[Sequence[dict], Sequence[object]]],
+        *,
+        model: str | None = None,
+    ) -> bool:
+        """Queue ``count`` rows whose inputs and outputs ``expand()`` builds later, on the
+        writer's thread, as ``(rows, outputs)``: the caller pays for one append, whatever the
+        batch's size. Otherwise as :meth:`record` (an ``expand`` that fails or returns another
+        count of rows drops them, counted as ``rejected``)."""
+        try:
+            return self._enqueue(request_id, version, model, count, expand, None)
+        except Exception as exc:
+            self._warn_now_and_then(INVALID, f"could not record request {request_id!r}: {exc!r}", exc_info=True)
+        return False
+
+    def record_inference(self, result: Inference, request_id: str | None = None) -> str:
+        """Queue every row of ``result`` (a :class:`modeler.inference.Inference`) with the answer
+        it gets, built off the caller's thread; returns the request id the rows are logged under
+        (``request_id``, else a new one). This is the ``prediction_log`` a ``Modeler`` takes."""
+        from mldeploy.monitoring.answered import answered_rows  # the answer's shape: mldeploy.api
+
+        if request_id is None:
+            request_id = uuid.uuid4().hex
+        self.record_deferred(request_id, result.version, len(result.answers), functools.partial(answered_rows, result))
+        return request_id
+
+    def _enqueue(
+        self, request_id: str, version: str, model: str | None, count: int, rows: object, outputs: object
+    ) -> bool:
+        if self.sample_rate < 1.0 and not sampled(request_id, self.sample_rate):
+            return False
+        if not count:
+            return False
+        item = (request_id, version, self.model if model is None else model, time.time(), count, rows, outputs)
+        with self._lock:
+            if self._closing:
+                reason = CLOSED
+            # A batch larger than the whole queue still goes in when the queue is empty.
+            elif self._pending_rows and self._pending_rows + count > self.queue_size:
+                reason = QUEUE_FULL
+            else:
+                if self._thread is None:
+                    self._start_writer()
+                before = self._pending_rows
+                self._pending.append(item)
+                self._pending_rows = before + count
+                self._accepted_rows += count
+                if before < self.batch_size <= self._pending_rows:
+                    self._wake.notify()
+                return True
+        self._drop(count, reason, "the queue is full" if reason == QUEUE_FULL else "the log is closed")
         return False
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -377,16 +420,21 @@ class PredictionLog:
 
     def _encode(self, items: list[tuple]) -> list[Row]:
         rows: list[Row] = []
-        for request_id, version, model, answered, inputs, outputs in items:
+        for request_id, version, model, answered, count, inputs, outputs in items:
             try:
                 if not all(isinstance(v, str) for v in (request_id, version, model)):
                     raise TypeError("request id, version and model must be strings")
+                if outputs is None:  # deferred: built here, off the caller's thread
+                    inputs, outputs = inputs()
+                    if len(inputs) != count or len(outputs) != count:
+                        built = f"{len(inputs)} inputs and {len(outputs)} outputs"
+                        raise ValueError(f"{count} rows announced, {built} built")
                 rows.extend(
                     (request_id, i, model, version, answered, _json(row), _json(out))
                     for i, (row, out) in enumerate(zip(inputs, outputs, strict=True))
                 )
-            except (TypeError, ValueError) as exc:
-                self._drop(len(inputs), REJECTED, f"request {request_id!r}: {exc}", settled=True)
+            except Exception as exc:  # a value that cannot be encoded, or a failed expand(): drop, count, go on
+                self._drop(count, REJECTED, f"request {request_id!r}: {type(exc).__name__}: {exc}", settled=True)
         return rows
 
     def _write(self, items: list[tuple]) -> None:
@@ -461,7 +509,8 @@ _open_logs: weakref.WeakSet[PredictionLog] = weakref.WeakSet()
 _inherited_connections: list[Store] = []
 
 
-def _close_open_logs() -> None:
+def close_open_logs() -> None:
+    """Close every log of this process not closed yet (draining each queue)."""
     for prediction_log in list(_open_logs):
         with contextlib.suppress(Exception):
             prediction_log.close()
@@ -472,5 +521,5 @@ def _reset_after_fork() -> None:
         prediction_log._after_fork()
 
 
-atexit.register(_close_open_logs)
+atexit.register(close_open_logs)
 os.register_at_fork(after_in_child=_reset_after_fork)
