@@ -58,6 +58,11 @@ def families(monitor: Monitor) -> list[Metric]:
         return [up]
     up.add_metric([], 1)
     found = [up, *performance_families(version, live)]
+    holdout = (metadata.get("holdout") or {}).get("accuracy")
+    if holdout is not None:  # what the live accuracy is compared with (the accuracy-drop alert)
+        gauge = _gauge("holdout_accuracy", "Accuracy of the version on its training holdout.", ["version"])
+        gauge.add_metric([version], holdout)
+        found.append(gauge)
     if drifted is not None:
         found.extend(drift_families(version, drifted))
     return found
