@@ -29,6 +29,7 @@ import pytest
 
 from mldeploy.contract import CLASS, PROBABILITIES
 from mldeploy.monitoring import LogRecord, PredictionLog, open_store, sampled
+from mldeploy.monitoring.packing import pack_json
 from mldeploy.monitoring.store import PostgresStore, Row
 from mldeploy.monitoring.writer import CLOSED, DATABASE, INVALID, QUEUE_FULL, REJECTED
 from tests.support import REPO, SEED_ROW, clean_env, free_port
@@ -185,14 +186,20 @@ def test_bad_arguments_are_dropped_and_counted_never_raised(database: str) -> No
     sampling.close()
 
 
+def packed(request_id: str, answered: float, rows: list[dict]) -> Row:
+    """A request as the writer inserts it: its rows and answers packed."""
+    return (request_id, "iris", "v1", answered, len(rows), pack_json(rows), pack_json([ANSWER] * len(rows)))
+
+
 def test_writing_the_same_rows_twice_keeps_one_copy(database: str) -> None:
     # The writer re-sends a batch whose commit it could not confirm: the key makes that harmless.
-    rows: list[Row] = [("req", i, "iris", "v1", time.time(), json.dumps(row(i)), json.dumps(ANSWER)) for i in range(3)]
+    rows = [packed("req", time.time(), [row(i) for i in range(3)]), packed("other", time.time(), [row(4)])]
     store = open_store(database)
     try:
         store.insert(rows)
         store.insert(rows)
-        assert store.count() == 3
+        assert store.count() == 4
+        assert [(r.row, r.inputs) for r in store.request_rows("req")] == [(i, row(i)) for i in range(3)]
     finally:
         store.close()
 
@@ -223,7 +230,8 @@ def test_the_schema_has_both_tables_keyed_by_request_and_row_and_the_indexes(dat
             }
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert {"predictions_by_version", "predictions_by_time", "feedback_by_time"} <= indexes
-    assert keys_of == {"predictions": "request_id,row_index", "feedback": "request_id,row_index"}
+    # One row per request (its rows packed); feedback per answered row.
+    assert keys_of == {"predictions": "request_id", "feedback": "request_id,row_index"}
 
 
 # ---- sampling -------------------------------------------------------------------------------
@@ -284,8 +292,7 @@ def test_retention_by_rows_keeps_the_newest(database: str) -> None:
 def test_retention_by_age_deletes_old_predictions_and_feedback(database: str) -> None:
     now = time.time()
     store = open_store(database)
-    old = [("old", i, "iris", "v1", now - 7200, json.dumps(row(i)), json.dumps(ANSWER)) for i in range(5)]
-    store.insert([*old, ("recent", 0, "iris", "v1", now - 60, json.dumps(row(9)), json.dumps(ANSWER))])
+    store.insert([packed("old", now - 7200, [row(i) for i in range(5)]), packed("recent", now - 60, [row(9)])])
     # Feedback arrives with a later issue; its table is pruned by the same age already.
     cursor = store._conn.cursor()
     marker = "%s" if isinstance(store, PostgresStore) else "?"

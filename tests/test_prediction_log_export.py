@@ -7,7 +7,6 @@ options, the default database, the errors and the atomic write are checked throu
 from __future__ import annotations
 
 import csv
-import json
 import math
 import time
 from datetime import UTC, datetime, timedelta, timezone
@@ -20,6 +19,7 @@ from mldeploy.cli import exit_codes
 from mldeploy.contract import CLASS, PREDICTION, PROBABILITIES
 from mldeploy.monitoring import DEFAULT_FILE, PredictionLog, open_store
 from mldeploy.monitoring.export import META_COLUMNS
+from mldeploy.monitoring.packing import pack_json
 from mldeploy.monitoring.timespec import parse_duration
 from modeler.atomic import TEMP_PREFIX
 from tests.support import free_port, run_cli
@@ -123,14 +123,14 @@ def test_export_round_trips_every_value(
 
 def test_since_version_and_model_select_rows(log_database: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     now = time.time()
-    text = json.dumps
+    rows, answers = pack_json([row(0)]), pack_json([ANSWER])
     store = open_store(log_database)
     store.insert(
         [
-            ("two-days-ago", 0, "iris", "v1", now - 2 * 86400, text(row(0)), text(ANSWER)),
-            ("two-hours-ago", 0, "iris", "v1", now - 7200, text(row(1)), text(ANSWER)),
-            ("ten-minutes-ago", 0, "iris", "v2", now - 600, text(row(2)), text(ANSWER)),
-            ("just-now", 0, "other", "v2", now - 1, text(row(3)), text(ANSWER)),
+            ("two-days-ago", "iris", "v1", now - 2 * 86400, 1, rows, answers),
+            ("two-hours-ago", "iris", "v1", now - 7200, 1, rows, answers),
+            ("ten-minutes-ago", "iris", "v2", now - 600, 1, rows, answers),
+            ("just-now", "other", "v2", now - 1, 1, rows, answers),
         ]
     )
     store.close()
@@ -226,8 +226,8 @@ def test_a_failed_export_leaves_the_previous_file_and_no_temporary_one(
     # A row whose JSON is damaged, after good ones: the export fails.
     store = open_store(database)
     store._conn.execute(
-        "INSERT INTO predictions VALUES ('damaged', 0, 'iris', 'v1', ?, '{\"sepal_length\": ', '{}')",
-        (time.time() + 1,),
+        "INSERT INTO predictions VALUES ('damaged', 'iris', 'v1', ?, 1, ?, ?)",
+        (time.time() + 1, b'J{"sepal_length": ', pack_json([{}])),
     )
     store.close()
     code, _, err = run(capsys, "log", "export", "--database", database, "-o", str(out))

@@ -3,19 +3,24 @@ interface: a :class:`Store` is one connection, used by one thread.
 
 Schema (both backends; the SQL is written once, with the types each backend names differently):
 
-- ``predictions``: ``request_id``, ``row_index`` (0-based, within the request), ``model``,
-  ``version``, ``time`` (when it was answered), ``inputs`` and ``outputs`` as JSON text; primary
-  key ``(request_id, row_index)``, so writing a row twice (a retried batch) keeps one. Indexes
-  ``(model, version, time DESC)`` ("this version, newest first") and ``(time)`` (time windows,
-  retention, export).
+- ``predictions``: one row per answered request: ``request_id`` (the primary key: a request
+  written twice, a retried batch, keeps one), ``model``, ``version``, ``time`` (when it was
+  answered), ``rows`` (how many rows it answered), ``inputs`` and ``outputs``, each request's rows
+  packed into one value (:mod:`.packing`: raw numeric arrays, answer-table entries, or JSON).
+  One row per request rather than per answered row: a 10,000-row batch is one insert of two
+  values, which is what lets the log keep up with the batches a worker answers. Reads give one
+  :class:`LogRecord` per answered row all the same. Indexes ``(model, version, time DESC)``
+  ("this version, newest first") and ``(time)`` (time windows, retention, export).
 - ``feedback``: ground truth for a row, ``(request_id, row_index)``, ``actual`` (JSON), ``time``;
   one per row (a later one replaces it). Written by a later issue's ``POST /feedback``; indexed by
   time. Retention by age applies to it too.
 
 SQLite stores ``time`` as Unix seconds (REAL), PostgreSQL as ``timestamptz``; both read back as
-UTC datetimes. PostgreSQL's column type is ``json``, not ``jsonb``: it keeps the text as written,
-so the fields keep the model's order (an export lists them in feature order); analysis windows
-read few enough rows that jsonb's faster operators would not matter.
+UTC datetimes. The packed values are ``BLOB`` / ``bytea``.
+
+Reading: :meth:`Store.rows` (a time window, a version, a model; oldest first, a page at a time),
+:meth:`Store.latest` (the last N answered rows), :meth:`Store.request_rows` (one request's rows by
+its ``X-Request-ID``), :meth:`Store.count` (answered rows held).
 """
 
 from __future__ import annotations
@@ -31,8 +36,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-import orjson
-
+from mldeploy.monitoring.packing import unpack_inputs, unpack_outputs
 from mldeploy.monitoring.records import LogRecord
 
 # The default database: one SQLite file in the model directory.
@@ -43,15 +47,13 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 BUSY_TIMEOUT = 10.0
 # PostgreSQL: how long connecting may take before the database counts as unreachable.
 CONNECT_TIMEOUT = 5
-# Rows fetched per query when reading (keyset pages: no cursor is held open between pages).
-PAGE_ROWS = 10_000
 # Every schema change in PostgreSQL runs under this advisory lock, so replicas starting together
 # do not race on CREATE ... IF NOT EXISTS (which is not atomic there).
 _SCHEMA_LOCK = 0x6D6C_6465_706C  # "mldepl"
 
-# A row as the writer hands it to insert(): request_id, row_index, model, version,
-# time (Unix seconds), inputs (JSON text), outputs (JSON text).
-Row = tuple[str, int, str, str, float, str, str]
+# A request as the writer hands it to insert(): request_id, model, version, time (Unix seconds),
+# rows (how many), inputs and outputs (packed by mldeploy.monitoring.packing).
+Row = tuple[str, str, str, float, int, bytes, bytes]
 
 
 class LogDatabaseError(Exception):
@@ -66,19 +68,18 @@ class Dialect:
     param: str  # placeholder
     time_type: str
     json_type: str
-    json_as_text: str  # "{}" -> an expression that reads a JSON column as text
+    blob_type: str
 
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS predictions (
-        request_id TEXT NOT NULL,
-        row_index INTEGER NOT NULL,
+        request_id TEXT NOT NULL PRIMARY KEY,
         model TEXT NOT NULL,
         version TEXT NOT NULL,
         time {time} NOT NULL,
-        inputs {json} NOT NULL,
-        outputs {json} NOT NULL,
-        PRIMARY KEY (request_id, row_index))""",
+        rows INTEGER NOT NULL,
+        inputs {blob} NOT NULL,
+        outputs {blob} NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS predictions_by_version ON predictions (model, version, time DESC)",
     "CREATE INDEX IF NOT EXISTS predictions_by_time ON predictions (time)",
     """CREATE TABLE IF NOT EXISTS feedback (
@@ -90,17 +91,24 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS feedback_by_time ON feedback (time)",
 )
 INSERT = (
-    "INSERT INTO predictions (request_id, row_index, model, version, time, inputs, outputs) "
-    "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}) ON CONFLICT (request_id, row_index) DO NOTHING"
+    "INSERT INTO predictions (request_id, model, version, time, rows, inputs, outputs) "
+    "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}) ON CONFLICT (request_id) DO NOTHING"
 )
-# Keyset order: time, then the key, so that pages never skip or repeat a row.
-ORDER = "time, request_id, row_index"
+SELECT = "SELECT request_id, model, version, time, rows, inputs, outputs FROM predictions"
+# Keyset order: time, then the key, so that pages never skip or repeat a request.
+ORDER = "time, request_id"
+NEWEST_FIRST = "time DESC, request_id DESC"
 PRUNE_PREDICTIONS_BY_AGE = "DELETE FROM predictions WHERE time < {p}"
 PRUNE_FEEDBACK_BY_AGE = "DELETE FROM feedback WHERE time < {p}"
+# The newest request whose rows, added to those of every newer request, pass the limit: it and
+# everything older goes (whole requests, so at most max_rows rows stay).
 PRUNE_PREDICTIONS_BY_ROWS = (
-    "DELETE FROM predictions WHERE (time, request_id, row_index) <= (SELECT time, request_id, row_index "
-    "FROM predictions ORDER BY time DESC, request_id DESC, row_index DESC LIMIT 1 OFFSET {p})"
+    "DELETE FROM predictions WHERE (time, request_id) <= (SELECT time, request_id FROM "
+    "(SELECT time, request_id, SUM(rows) OVER (ORDER BY time DESC, request_id DESC ROWS UNBOUNDED PRECEDING) "
+    "AS kept FROM predictions) AS newest WHERE kept > {p} ORDER BY time DESC, request_id DESC LIMIT 1)"
 )
+# Requests read per query (keyset pages: no cursor is held open between pages).
+PAGE_REQUESTS = 1_000
 
 
 def is_postgres(target: str) -> bool:
@@ -156,7 +164,7 @@ class Store(abc.ABC):
 
     def _sql(self, template: str) -> str:
         d = self.dialect
-        return template.format(p=d.param, time=d.time_type, json=d.json_type)
+        return template.format(p=d.param, time=d.time_type, json=d.json_type, blob=d.blob_type)
 
     @abc.abstractmethod
     def _connect(self, create: bool) -> Any:
@@ -218,14 +226,16 @@ class Store(abc.ABC):
                 conn.close()
 
     def insert(self, rows: Sequence[Row]) -> None:
-        """Write ``rows`` in one transaction; rows already present (same key) are left as they are."""
-        params = [(r[0], r[1], r[2], r[3], self._time_param(r[4]), r[5], r[6]) for r in rows]
+        """Write ``rows`` (one per request) in one transaction; a request already present (same
+        id) is left as it is."""
+        params = [(r[0], r[1], r[2], self._time_param(r[3]), r[4], r[5], r[6]) for r in rows]
         with self._transaction(), contextlib.closing(self._conn.cursor()) as cursor:
             cursor.executemany(self._sql(INSERT), params)
 
     def prune(self, *, max_age: float | None = None, max_rows: int | None = None, now: float) -> int:
         """Delete predictions (and feedback) older than ``max_age`` seconds before ``now``, then
-        predictions beyond the newest ``max_rows``; returns how many predictions went."""
+        the oldest requests until at most ``max_rows`` answered rows stay; returns how many
+        requests went."""
         deleted = 0
         with self._transaction(), contextlib.closing(self._conn.cursor()) as cursor:
             if max_age is not None:
@@ -239,9 +249,9 @@ class Store(abc.ABC):
         return deleted
 
     def count(self) -> int:
-        """How many predictions the log holds."""
+        """How many answered rows the log holds."""
         with contextlib.closing(self._conn.cursor()) as cursor:
-            cursor.execute("SELECT count(*) FROM predictions")
+            cursor.execute("SELECT COALESCE(SUM(rows), 0) FROM predictions")
             return int(cursor.fetchone()[0])
 
     # -- SQL of the monitoring modules (feedback, performance, drift) -----------------------------
@@ -276,91 +286,84 @@ class Store(abc.ABC):
         """A block whose reads all see the database as it was at its first read (an export reads
         twice: the columns first, then the rows)."""
 
-    def rows(
-        self,
-        since: datetime | None = None,
-        version: str | None = None,
-        model: str | None = None,
-        page_rows: int = PAGE_ROWS,
-    ) -> Iterator[LogRecord]:
-        """The predictions answered at or after ``since`` (of ``version`` and ``model`` when
-        given), oldest first, read a page at a time."""
-        filters, params = [], []
-        for clause, value in (
-            ("time >= {p}", None if since is None else self._time_param(since.timestamp())),
-            ("version = {p}", version),
-            ("model = {p}", model),
-        ):
-            if value is not None:
-                filters.append(clause)
-                params.append(value)
-        text = self.dialect.json_as_text
-        select = (
-            f"SELECT request_id, row_index, model, version, time, {text.format('inputs')}, {text.format('outputs')} "
-            "FROM predictions"
-        )
-        after: tuple | None = None
+    def _requests(self, filters: Sequence[str], params: Sequence[object], order: str, after: str) -> Iterator[tuple]:
+        """Requests matching every SQL clause of ``filters``, in ``order``, a page at a time;
+        ``after`` is the keyset clause that starts the next page after a page's last request."""
+        last: tuple | None = None
         while True:
-            where = [*filters, "(time, request_id, row_index) > ({p}, {p}, {p})"] if after else filters
-            sql = select + (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {ORDER} LIMIT {{p}}"
+            where = [*filters, after] if last else list(filters)
+            sql = SELECT + (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {order} LIMIT {{p}}"
             with self.translated_errors("read"), contextlib.closing(self._conn.cursor()) as cursor:
-                cursor.execute(self._sql(sql), (*params, *(after or ()), page_rows))
+                cursor.execute(self._sql(sql), (*params, *(last or ()), PAGE_REQUESTS))
                 page = cursor.fetchall()
-            for found in page:
-                yield self._record(found)
-            if len(page) < page_rows:
+            yield from page
+            if len(page) < PAGE_REQUESTS:
                 return
-            after = (page[-1][4], page[-1][0], page[-1][1])
+            last = (page[-1][3], page[-1][0])
 
-    def _select(self, where: str, params: Sequence[object], order: str, limit: int | None = None) -> list[LogRecord]:
-        """Rows matching ``where`` (SQL with ``{p}`` placeholders), in ``order``, at most ``limit``."""
-        text = self.dialect.json_as_text
-        sql = (
-            f"SELECT request_id, row_index, model, version, time, {text.format('inputs')}, {text.format('outputs')} "
-            f"FROM predictions{' WHERE ' + where if where else ''} ORDER BY {order}"
-        )
-        if limit is not None:
-            sql += " LIMIT {p}"
-            params = (*params, limit)
-        with self.translated_errors("read"), contextlib.closing(self._conn.cursor()) as cursor:
-            cursor.execute(self._sql(sql), tuple(params))
-            page = cursor.fetchall()
-        return [self._record(found) for found in page]
+    def _records(self, found: Sequence[Any]) -> list[LogRecord]:
+        """A request as read by SELECT, as one LogRecord per answered row."""
+        request_id, model, version, raw_time, _rows, inputs, outputs = found
+        answered = self._time_value(raw_time)
+        return [
+            LogRecord(request_id, row, model, version, answered, row_inputs, row_outputs)
+            for row, (row_inputs, row_outputs) in enumerate(
+                zip(unpack_inputs(inputs), unpack_outputs(outputs), strict=True)
+            )
+        ]
 
-    def _record(self, found: Sequence[Any]) -> LogRecord:
-        """A row read by a SELECT of the predictions' columns in schema order, as a LogRecord."""
-        request_id, row, model, version, raw_time, inputs, outputs = found
-        return LogRecord(
-            request_id, row, model, version, self._time_value(raw_time), orjson.loads(inputs), orjson.loads(outputs)
-        )
+    def _filters(self, **selection: object) -> tuple[list[str], list[object]]:
+        filters, params = [], []
+        for column, value in selection.items():
+            if value is not None:
+                filters.append(f"{column} = {{p}}")
+                params.append(value)
+        return filters, params
+
+    def rows(
+        self, since: datetime | None = None, version: str | None = None, model: str | None = None
+    ) -> Iterator[LogRecord]:
+        """The rows answered at or after ``since`` (of ``version`` and ``model`` when given),
+        oldest first, read a page at a time."""
+        filters, params = self._filters(version=version, model=model)
+        if since is not None:
+            filters.append("time >= {p}")
+            params.append(self._time_param(since.timestamp()))
+        for found in self._requests(filters, params, ORDER, "(time, request_id) > ({p}, {p})"):
+            yield from self._records(found)
+
+    def latest(self, limit: int, *, version: str | None = None, model: str | None = None) -> list[LogRecord]:
+        """The newest ``limit`` answered rows (of ``version`` and ``model`` when given), oldest
+        first: the window "the last N predictions"."""
+        filters, params = self._filters(version=version, model=model)
+        newest: list[list[LogRecord]] = []
+        held = 0
+        if limit > 0:
+            for found in self._requests(filters, params, NEWEST_FIRST, "(time, request_id) < ({p}, {p})"):
+                newest.append(self._records(found))
+                held += found[4]
+                if held >= limit:
+                    break
+        records = [record for request in reversed(newest) for record in request]
+        return records[max(len(records) - limit, 0) :]
 
     def request_rows(self, request_id: str, row: int | None = None) -> list[LogRecord]:
         """The logged rows of one request (by its ``X-Request-ID``), in row order; only row
         ``row`` when given. Empty when the request was not logged (unknown, not sampled, pruned)."""
-        if row is None:
-            return self._select("request_id = {p}", (request_id,), "row_index")
-        return self._select("request_id = {p} AND row_index = {p}", (request_id, row), "row_index")
-
-    def latest(self, limit: int, *, version: str | None = None, model: str | None = None) -> list[LogRecord]:
-        """The newest ``limit`` rows (of ``version`` and ``model`` when given), oldest first: the
-        window "the last N predictions"."""
-        filters, params = [], []
-        for clause, value in (("model = {p}", model), ("version = {p}", version)):
-            if value is not None:
-                filters.append(clause)
-                params.append(value)
-        found = self._select(
-            " AND ".join(filters), params, "time DESC, request_id DESC, row_index DESC", max(int(limit), 0)
-        )
-        found.reverse()
-        return found
+        with self.translated_errors("read"), contextlib.closing(self._conn.cursor()) as cursor:
+            cursor.execute(self._sql(SELECT + " WHERE request_id = {p}"), (request_id,))
+            found = cursor.fetchone()
+        records = self._records(found) if found else []
+        if row is not None:
+            records = [r for r in records if r.row == row]
+        return records
 
 
 class SQLiteStore(Store):
     """A SQLite file in WAL mode: readers never wait for the writer, and each process's writer
     takes the file's write lock for one short transaction per batch."""
 
-    dialect = Dialect(param="?", time_type="REAL", json_type="TEXT", json_as_text="{}")
+    dialect = Dialect(param="?", time_type="REAL", json_type="TEXT", blob_type="BLOB")
 
     def _connect(self, create: bool) -> sqlite3.Connection:
         path = Path(self.target)
@@ -426,7 +429,7 @@ class SQLiteStore(Store):
 class PostgresStore(Store):
     """A PostgreSQL database, shared by every worker and replica (psycopg 3)."""
 
-    dialect = Dialect(param="%s", time_type="TIMESTAMPTZ", json_type="JSON", json_as_text="{}::text")
+    dialect = Dialect(param="%s", time_type="TIMESTAMPTZ", json_type="JSON", blob_type="BYTEA")
 
     def _connect(self, create: bool) -> Any:
         import psycopg  # only when a PostgreSQL log is configured

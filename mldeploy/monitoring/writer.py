@@ -23,8 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-import orjson
-
+from mldeploy.monitoring.packing import pack_json
 from mldeploy.monitoring.records import LogRecord, sampled
 from mldeploy.monitoring.store import Row, Store, display_name, open_store
 
@@ -52,15 +51,9 @@ RETRY_INTERVAL = 2.0
 PRUNE_INTERVAL = 60.0
 WARN_INTERVAL = 60  # seconds between two warnings about refused records
 
-# numpy scalars from a model, class labels that are not strings (int classes): written, not refused.
-_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 # Episodes that warn once at their start.
 _OUTAGE, _FULL = "outage", "queue full"
-
-
-def _json(value: object) -> str:
-    return orjson.dumps(value, option=_JSON_OPTIONS, default=str).decode()
 
 
 def _seconds(value: float | timedelta | None) -> float | None:
@@ -199,16 +192,16 @@ class PredictionLog:
         request_id: str,
         version: str,
         count: int,
-        expand: Callable[[], tuple[Sequence[dict], Sequence[object]]],
+        pack: Callable[[], tuple[bytes, bytes]],
         *,
         model: str | None = None,
     ) -> bool:
-        """Queue ``count`` rows whose inputs and outputs ``expand()`` builds later, on the
-        writer's thread, as ``(rows, outputs)``: the caller pays for one append, whatever the
-        batch's size. Otherwise as :meth:`record` (an ``expand`` that fails or returns another
-        count of rows drops them, counted as ``rejected``)."""
+        """Queue a request of ``count`` rows whose inputs and outputs ``pack()`` packs later, on
+        the writer's thread (:mod:`.packing`): the caller pays for one append, whatever the
+        batch's size. Otherwise as :meth:`record` (a ``pack`` that fails drops the request's
+        rows, counted as ``rejected``)."""
         try:
-            return self._enqueue(request_id, version, model, count, expand, None)
+            return self._enqueue(request_id, version, model, count, pack, None)
         except Exception as exc:
             self._warn_now_and_then(INVALID, f"could not record request {request_id!r}: {exc!r}", exc_info=True)
         return False
@@ -419,31 +412,36 @@ class PredictionLog:
             store.close()
 
     def _encode(self, items: list[tuple]) -> list[Row]:
+        """One packed row per request (:mod:`.packing`); a request that cannot be packed is
+        dropped (``rejected``) without its batch."""
         rows: list[Row] = []
         for request_id, version, model, answered, count, inputs, outputs in items:
             try:
                 if not all(isinstance(v, str) for v in (request_id, version, model)):
                     raise TypeError("request id, version and model must be strings")
-                if outputs is None:  # deferred: built here, off the caller's thread
-                    inputs, outputs = inputs()
-                    if len(inputs) != count or len(outputs) != count:
-                        built = f"{len(inputs)} inputs and {len(outputs)} outputs"
-                        raise ValueError(f"{count} rows announced, {built} built")
-                rows.extend(
-                    (request_id, i, model, version, answered, _json(row), _json(out))
-                    for i, (row, out) in enumerate(zip(inputs, outputs, strict=True))
-                )
+                # Deferred: packed here, off the caller's thread; else rows and outputs as JSON.
+                packed = inputs() if outputs is None else (pack_json(list(inputs)), pack_json(list(outputs)))
+                rows.append((request_id, model, version, answered, count, *packed))
             except Exception as exc:  # a value that cannot be encoded, or a failed expand(): drop, count, go on
                 self._drop(count, REJECTED, f"request {request_id!r}: {type(exc).__name__}: {exc}", settled=True)
         return rows
 
     def _write(self, items: list[tuple]) -> None:
-        rows = self._encode(items)
-        for start in range(0, len(rows), self.batch_size):
-            self._write_batch(rows[start : start + self.batch_size])
+        """Insert in transactions of about ``batch_size`` answered rows (whole requests)."""
+        batch: list[Row] = []
+        rows = 0
+        for packed in self._encode(items):
+            batch.append(packed)
+            rows += packed[4]
+            if rows >= self.batch_size:
+                self._write_batch(batch, rows)
+                batch, rows = [], 0
+        if batch:
+            self._write_batch(batch, rows)
 
-    def _write_batch(self, batch: list[Row]) -> None:
-        """Insert ``batch``, waiting out an outage (until close() has waited long enough)."""
+    def _write_batch(self, batch: list[Row], rows: int) -> None:
+        """Insert ``batch`` (``rows`` answered rows), waiting out an outage (until close() has
+        waited long enough)."""
         while True:
             store = None
             try:
@@ -452,16 +450,16 @@ class PredictionLog:
             except Exception as exc:
                 # Failing to connect (or to create the tables) is an outage whatever the error.
                 if store is not None and not store.is_unavailable(exc):
-                    self._drop(len(batch), REJECTED, f"{type(exc).__name__}: {exc}", settled=True)
+                    self._drop(rows, REJECTED, f"{type(exc).__name__}: {exc}", settled=True)
                     return
                 if self._keep_trying(exc):
                     continue
-                self._drop(len(batch), DATABASE, "the database stayed unavailable until close", settled=True)
+                self._drop(rows, DATABASE, "the database stayed unavailable until close", settled=True)
                 return
-            self.written += len(batch)
+            self.written += rows
             with self._lock:
-                self._settle_locked(len(batch))
-            self._call(self.on_written, len(batch))
+                self._settle_locked(rows)
+            self._call(self.on_written, rows)
             self._healthy()
             return
 
