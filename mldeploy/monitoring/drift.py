@@ -27,7 +27,6 @@ import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import orjson
 
 from mldeploy.contract import CLASS, PREDICTION
 from mldeploy.monitoring.store import Store
@@ -139,8 +138,8 @@ def compare(reference: Mapping, values: Sequence[object]) -> dict:
 def drift(store: Store, model: str, version: str, reference: Mapping, window: Window) -> dict:
     """Drift of the window's logged rows of ``version`` against its training ``reference``."""
     rows = logged(store, model, version, window)
-    inputs = [orjson.loads(raw_in) for raw_in, _ in rows]
-    outputs = [orjson.loads(raw_out) for _, raw_out in rows]
+    inputs = [row_inputs for row_inputs, _ in rows]
+    outputs = [answer for _, answer in rows]
     features = {name: compare(ref, [row.get(name) for row in inputs]) for name, ref in reference["features"].items()}
     answered = reference["prediction"]
     key = PREDICTION if answered.get("kind") == NUMBER else CLASS

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import orjson
@@ -19,6 +19,7 @@ import orjson
 from mldeploy.contract import CLASS, PREDICTION
 from mldeploy.monitoring.errors import NotLogged
 from mldeploy.monitoring.store import Store
+from mldeploy.monitoring.windows import LOOKUP_CHUNK, answers_of
 from modeler.errors import FieldError, InvalidInput, TooManyRows
 
 REQUEST_ID, ROW, ACTUAL = "request_id", "row", "actual"
@@ -28,8 +29,6 @@ KEYS = (REQUEST_ID, ROW, ACTUAL)
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_ROW = 2**31 - 1  # the log's row_index is a 32-bit integer in PostgreSQL
 CLASSIFICATION, REGRESSION = "classification", "regression"
-# Request ids per lookup query (SQLite allows 32,766 parameters; PostgreSQL 65,535).
-LOOKUP_CHUNK = 500
 
 UPSERT = (
     "INSERT INTO feedback (request_id, row_index, actual, time) VALUES ({p}, {p}, {p}, {p}) "
@@ -109,25 +108,15 @@ def _item(entry: object, position: int | None, errors: list[FieldError]) -> Feed
     return FeedbackItem(request_id, row, actual, position)
 
 
-def _chunks(values: Sequence[str], size: int) -> Iterable[Sequence[str]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
-def logged_rows(store: Store, request_ids: Iterable[str]) -> dict[str, dict[int, Logged]]:
-    """``{request id: {row: Logged}}`` for the rows of these requests the log holds."""
-    found: dict[str, dict[int, Logged]] = {}
-    ids = sorted(set(request_ids))
-    for chunk in _chunks(ids, LOOKUP_CHUNK):
-        marks = ", ".join("{p}" for _ in chunk)
-        columns = f"request_id, row_index, version, {store.json_text('outputs')}"
-        for request_id, row, version, outputs in store.query(
-            f"SELECT {columns} FROM predictions WHERE request_id IN ({marks})", chunk
-        ):
-            answer = orjson.loads(outputs)
+def logged_rows(store: Store, request_ids: Iterable[str]) -> dict[str, list[Logged]]:
+    """``{request id: [Logged per row]}`` for the requests of ``request_ids`` the log holds."""
+    found: dict[str, list[Logged]] = {}
+    for request_id, (version, answers) in answers_of(store, list(request_ids)).items():
+        rows = []
+        for answer in answers:
             task = REGRESSION if PREDICTION in answer and CLASS not in answer else CLASSIFICATION
-            predicted = answer.get(CLASS, answer.get(PREDICTION))
-            found.setdefault(request_id, {})[int(row)] = Logged(version, predicted, task)
+            rows.append(Logged(version, answer.get(CLASS, answer.get(PREDICTION)), task))
+        found[request_id] = rows
     return found
 
 
@@ -135,7 +124,7 @@ def labelled_keys(store: Store, request_ids: Iterable[str]) -> set[tuple[str, in
     """The ``(request id, row)`` of these requests that already have feedback."""
     keys: set[tuple[str, int]] = set()
     ids = sorted(set(request_ids))
-    for chunk in _chunks(ids, LOOKUP_CHUNK):
+    for chunk in (ids[i : i + LOOKUP_CHUNK] for i in range(0, len(ids), LOOKUP_CHUNK)):
         marks = ", ".join("{p}" for _ in chunk)
         sql = f"SELECT request_id, row_index FROM feedback WHERE request_id IN ({marks})"
         keys.update((request_id, int(row)) for request_id, row in store.query(sql, chunk))
@@ -146,7 +135,7 @@ def _rows_logged(count: int) -> str:
     return f"{count} row{'s' if count != 1 else ''} logged"
 
 
-def _resolve(items: list[FeedbackItem], logged: dict[str, dict[int, Logged]]) -> tuple[list, list, list]:
+def _resolve(items: list[FeedbackItem], logged: dict[str, list[Logged]]) -> tuple[list, list, list]:
     """Each item's row and logged answer; the unknown ones (404) and the unclear ones (400) apart."""
     resolved, unknown, unclear = [], [], []
     for item in items:
@@ -160,8 +149,8 @@ def _resolve(items: list[FeedbackItem], logged: dict[str, dict[int, Logged]]) ->
                 problem = f"missing: request {item.request_id!r} has {_rows_logged(len(rows))}; name one"
                 unclear.append(FieldError(item.position, ROW, problem))
                 continue
-            row = next(iter(rows))
-        if row not in rows:
+            row = 0
+        if row >= len(rows):
             problem = f"request {item.request_id!r} has no row {row} ({_rows_logged(len(rows))})"
             unknown.append(FieldError(item.position, ROW, problem))
             continue

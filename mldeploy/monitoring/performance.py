@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import orjson
 
 from mldeploy.contract import CLASS, PREDICTION
 from mldeploy.monitoring.feedback import CLASSIFICATION, REGRESSION
@@ -83,14 +82,13 @@ def performance(store: Store, model: str, version: str, window: Window, task: st
     """The live performance of ``version`` of ``model`` over ``window`` (see the module's doc)."""
     rows = labelled(store, model, version, window)
     actual, predicted, times = [], [], []
-    for answered, outputs, truth in rows:
-        answer = orjson.loads(outputs)
+    for answered, answer, truth in rows:
         guess = answer.get(PREDICTION) if task == REGRESSION else answer.get(CLASS)
         if guess is None:  # logged by a model of the other task under this version id: not comparable
             continue
-        actual.append(orjson.loads(truth))
+        actual.append(truth)
         predicted.append(guess)
-        times.append(store.time_value(answered))
+        times.append(answered)
     report = (
         regression_report(actual, predicted)
         if task == REGRESSION

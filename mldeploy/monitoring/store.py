@@ -255,12 +255,12 @@ class Store(abc.ABC):
             return int(cursor.fetchone()[0])
 
     # -- SQL of the monitoring modules (feedback, performance, drift) -----------------------------
-    # Templates name placeholders ``{p}`` and the backend's types ``{time}``/``{json}``; a JSON
-    # column is read as text through :meth:`json_text`.
+    # Templates name placeholders ``{p}`` and the backend's types ``{time}``/``{json}``/``{blob}``;
+    # a JSON column is read as text through :meth:`json_text`.
 
     def json_text(self, column: str) -> str:
         """An expression that reads the JSON ``column`` as text, in this backend's SQL."""
-        return self.dialect.json_as_text.format(column)
+        return column
 
     def time_param(self, seconds: float) -> Any:
         """Unix seconds as this backend's ``time`` value (a query parameter)."""
@@ -440,6 +440,9 @@ class PostgresStore(Store):
 
     def _transaction(self) -> contextlib.AbstractContextManager[None]:
         return self._conn.transaction()
+
+    def json_text(self, column: str) -> str:
+        return f"{column}::text"  # psycopg would parse a json column itself
 
     def _create_schema(self, cursor: Any) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
