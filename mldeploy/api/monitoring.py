@@ -37,9 +37,7 @@ class Feedback(Resource):
         version that answered cannot have."""
         items = parse_feedback(read_json(request), current_app.config["MAX_BATCH_ROWS"])
         with self.monitor.store() as store:
-            return record_feedback(
-                store, items, self.monitor.facts, time.time(), wait_for_log=self.monitor.wait_for_log
-            )
+            return record_feedback(store, items, self.monitor.facts, time.time(), waits=self.monitor.waits)
 
 
 class ModelPerformance(Resource):

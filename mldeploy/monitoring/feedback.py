@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -184,19 +184,21 @@ def record_feedback(
     facts: Callable[[str, str], VersionFacts],
     now: float,
     *,
-    wait_for_log: Callable[[], None] | None = None,
+    waits: Sequence[Callable[[], None]] = (),
 ) -> dict:
     """Check ``items`` against the log and store them (all or none); returns the answer.
 
     ``facts(version, task)`` says what a version accepts. A request id not in the log yet may
-    still be on its way (records reach the database within the writers' flush interval):
-    ``wait_for_log`` is called once before such an id is answered 404. Raises :class:`NotLogged`
+    still be on its way (records reach the database within the writers' flush interval): each of
+    ``waits`` in turn is called, and the log read again, before such an id is answered 404. Raises :class:`NotLogged`
     (404) for rows the log does not hold, InvalidInput (400) for labels the version cannot have.
     """
     ids = {item.request_id for item in items}
     logged = logged_rows(store, ids)
-    if wait_for_log is not None and not ids <= logged.keys():
-        wait_for_log()
+    for wait in waits:
+        if ids <= logged.keys():
+            break
+        wait()
         logged.update(logged_rows(store, ids - logged.keys()))
     resolved, unknown, unclear = _resolve(items, logged)
     if unknown:

@@ -88,15 +88,12 @@ class Monitor:
         finally:
             store.close()
 
-    def wait_for_log(self) -> None:
-        """Let records answered a moment ago reach the database: this process's at once, the
-        other workers' within their flush interval."""
-        started = time.monotonic()
-        if self.flush is not None:
-            self.flush(self.flush_interval)
-        remaining = self.flush_interval + WRITE_MARGIN - (time.monotonic() - started)
-        if remaining > 0:
-            time.sleep(remaining)
+    @property
+    def waits(self) -> tuple[Callable[[], None], ...]:
+        """How to let records answered a moment ago reach the database, in turn: write this
+        process's queue now; then give the other workers' writers their flush interval."""
+        flush_own = () if self.flush is None else (lambda: self.flush(self.flush_interval),)
+        return (*flush_own, lambda: time.sleep(self.flush_interval + WRITE_MARGIN))
 
     def metadata(self, version: str | None = None) -> dict:
         """A saved version's metadata (the current one's by default); VersionNotFound if unknown."""
