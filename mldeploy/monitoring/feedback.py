@@ -93,6 +93,8 @@ def _item(entry: object, position: int | None, errors: list[FieldError]) -> Feed
     before = len(errors)
     errors.extend(FieldError(position, str(key), "unknown") for key in entry if key not in KEYS)
     request_id, row, actual = entry.get(REQUEST_ID), entry.get(ROW), entry.get(ACTUAL)
+    if isinstance(row, float) and row.is_integer():  # JSON Schema's integer: 3.0 is the integer 3
+        row = int(row)
     if REQUEST_ID not in entry:
         errors.append(FieldError(position, REQUEST_ID, "missing"))
     elif not isinstance(request_id, str) or not REQUEST_ID_PATTERN.search(request_id):
