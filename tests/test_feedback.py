@@ -245,3 +245,24 @@ def test_performance_of_another_version(app: Flask, client: FlaskClient, version
     assert (older["version"], older["labelled"]) == (version, 1)
     res = client.get("/model/performance?version=20000101T000000Z-000000")
     assert res.status_code == 404 and "20000101T000000Z-000000" in res.get_json()["message"]
+
+
+def test_the_client_posts_feedback_and_reads_performance_and_drift(live) -> None:
+    """``mldeploy_client.Client`` against ``python app.py``: a batch, its ground truth, the figures."""
+    import requests
+
+    from mldeploy_client import Client, NotFound
+
+    base, _ = live
+    answer = requests.post(f"{base}/predict", json=[SEED_ROW, SEED_ROW], timeout=30)
+    request_id = answer.headers["X-Request-ID"]
+    with Client(base) as client:
+        assert client.feedback(request_id, "setosa", row=0)["recorded"] == 1  # posted at once: still found
+        done = client.feedback([{"request_id": request_id, "row": 1, "actual": "virginica"}])
+        assert done["rows"][0]["predicted"] == "setosa"
+        mine = client.performance(window=2)
+        assert (mine["labelled"], mine["accuracy"]) == (2, 0.5)
+        assert client.performance(window="1h", version=mine["version"])["labelled"] >= 2
+        assert client.drift(window=2)["rows"] == 2
+        with pytest.raises(NotFound, match="never-sent"):
+            client.feedback("never-sent", "setosa")
