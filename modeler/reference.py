@@ -18,17 +18,21 @@ first) and ``counts``. Both kinds count ``missing`` values apart.
 ``prediction`` is the same description of what the model answered on its training rows: its
 classes as categories for a classifier, the predicted values as a number for a regressor.
 
-Pure numpy and pandas: the service reads the reference, this module only computes it.
+Pure numpy and pandas (imported only to compute one): the service reads the reference, this
+module computes it, and gives both sides the one binning rule.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from modeler.json_values import json_safe
+
+if TYPE_CHECKING:  # pandas only when a reference is computed: a server reading one never imports it
+    import pandas as pd
 
 REFERENCE = "reference"  # the metadata key
 NUMBER, CATEGORY = "number", "category"  # a feature's kind in the reference
@@ -53,6 +57,8 @@ def _missing(column: pd.Series) -> pd.Series:
 
 def number_reference(column: pd.Series, bins: int = BINS, sample_size: int = SAMPLE_SIZE) -> dict:
     """The reference of a numeric column: quantile bins with their counts, a sample, the missing count."""
+    import pandas as pd
+
     missing = _missing(column)
     values = np.sort(pd.to_numeric(column[~missing], errors="coerce").to_numpy(dtype=float))
     values = values[np.isfinite(values)]
@@ -100,6 +106,8 @@ def reference_of(
     """The training reference of ``frame`` (the rows a version was fitted on) and of the
     model's ``predictions`` on them. ``schema_fields`` are the schema's fields (``{"name",
     "type"}``: text and boolean are categories); without them every column is a number."""
+    import pandas as pd
+
     kinds = _kinds((str(c) for c in frame.columns), schema_fields)
     features = {
         str(name): (number_reference if kinds[str(name)] == NUMBER else category_reference)(frame[name])
