@@ -300,8 +300,9 @@ class Settings:
     log_max_rows: int | None = field(default=None, metadata=parsed_by(optional(integer(1))))
     # Rows waiting to be written, per worker; beyond, records are dropped and counted
     # (mldeploy_prediction_log_dropped_total{reason="queue_full"}), never waited for.
-    log_queue_size: int = field(default=50_000, metadata=parsed_by(integer(1)))
-    # Rows per insert transaction.
+    log_queue_size: int = field(default=100_000, metadata=parsed_by(integer(1)))
+    # Rows waiting that wake the writer before its flush interval; also the most requests (one
+    # database row each) per insert transaction.
     log_batch_size: int = field(default=1_000, metadata=parsed_by(integer(1)))
     # Seconds a logged row waits at most before its batch is written.
     log_flush_interval: float = field(default=1.0, metadata=parsed_by(number(0.001)))

@@ -481,7 +481,16 @@ def test_the_postgres_fixture_skips_without_the_binaries_but_fails_under_ci(monk
 
 def test_the_benchmark_prints_its_figures() -> None:
     # Tiny sizes: that it runs and prints, not what it measures (no timing asserts).
-    args = [sys.executable, "bench/prediction_log.py", "--calls", "300", "--batch-calls", "5", "--no-postgres"]
+    args = [
+        sys.executable,
+        "bench/prediction_log.py",
+        "--calls",
+        "300",
+        "--batch-calls",
+        "5",
+        "--no-postgres",
+        "--no-served",
+    ]
     done = subprocess.run(args, cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     header, sqlite_line = done.stdout.splitlines()[1:3]

@@ -8,7 +8,8 @@ and feedback for a later issue); :mod:`.export` writes the log as CSV or Parquet
 
 The service records through :mod:`.recording` (one log per app, so per worker; one
 ``after_request`` hook; closed at the worker's exit), which builds each row's inputs and outputs
-with :mod:`.answered` on the writer's thread. Its settings are ``MLDEPLOY_LOG_*`` in
+with :mod:`.answered` on the writer's thread, packed by :mod:`.packing` (one database row per
+request, however many rows it answered). Its settings are ``MLDEPLOY_LOG_*`` in
 :mod:`mldeploy.settings` (docs/configuration.md). In a script, ``Modeler(prediction_log=
 PredictionLog(path))`` records every prediction the Modeler makes.
 

@@ -28,9 +28,14 @@ def answered_rows(result: Inference) -> tuple[bytes, bytes]:
     """``result``'s inputs and outputs, packed."""
     inputs = pack_inputs(result.features, result.rows)
     answers = result.answers
-    if not result.single and isinstance(answers, TableAnswers) and isinstance(answers.entries, np.ndarray):
-        # A batch answered from a fixed table: the entries, and each used entry's answer once.
-        return inputs, pack_table_outputs(answers.entries, entry_fragments(answers.table).predictions)
+    if isinstance(answers, TableAnswers):
+        # Answered from a fixed table: each row's answer is its entry's, pre-serialised once per
+        # version (what the batch answer is made of). A batch keeps its entries and each used
+        # entry's answer once; a single row, its answer.
+        fragments = entry_fragments(answers.table).predictions
+        if isinstance(answers.entries, np.ndarray):
+            return inputs, pack_table_outputs(answers.entries, fragments)
+        return inputs, pack_json([fragments[entry] for entry in answers.entries])
     answer = predict_answer(result, warnings={}, serialised=True)
     if result.single:
         return inputs, pack_json([{k: v for k, v in answer.items() if k not in NOT_OUTPUTS}])

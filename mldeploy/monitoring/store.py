@@ -66,6 +66,7 @@ class Dialect:
     """What differs between the backends' SQL."""
 
     param: str  # placeholder
+    blob_param: str  # placeholder of a packed value (PostgreSQL: sent in binary, not hex-escaped)
     time_type: str
     json_type: str
     blob_type: str
@@ -92,7 +93,7 @@ SCHEMA = (
 )
 INSERT = (
     "INSERT INTO predictions (request_id, model, version, time, rows, inputs, outputs) "
-    "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}) ON CONFLICT (request_id) DO NOTHING"
+    "VALUES ({p}, {p}, {p}, {p}, {p}, {b}, {b}) ON CONFLICT (request_id) DO NOTHING"
 )
 SELECT = "SELECT request_id, model, version, time, rows, inputs, outputs FROM predictions"
 # Keyset order: time, then the key, so that pages never skip or repeat a request.
@@ -164,7 +165,7 @@ class Store(abc.ABC):
 
     def _sql(self, template: str) -> str:
         d = self.dialect
-        return template.format(p=d.param, time=d.time_type, json=d.json_type, blob=d.blob_type)
+        return template.format(p=d.param, b=d.blob_param, time=d.time_type, json=d.json_type, blob=d.blob_type)
 
     @abc.abstractmethod
     def _connect(self, create: bool) -> Any:
@@ -363,7 +364,7 @@ class SQLiteStore(Store):
     """A SQLite file in WAL mode: readers never wait for the writer, and each process's writer
     takes the file's write lock for one short transaction per batch."""
 
-    dialect = Dialect(param="?", time_type="REAL", json_type="TEXT", blob_type="BLOB")
+    dialect = Dialect(param="?", blob_param="?", time_type="REAL", json_type="TEXT", blob_type="BLOB")
 
     def _connect(self, create: bool) -> sqlite3.Connection:
         path = Path(self.target)
@@ -429,7 +430,7 @@ class SQLiteStore(Store):
 class PostgresStore(Store):
     """A PostgreSQL database, shared by every worker and replica (psycopg 3)."""
 
-    dialect = Dialect(param="%s", time_type="TIMESTAMPTZ", json_type="JSON", blob_type="BYTEA")
+    dialect = Dialect(param="%s", blob_param="%b", time_type="TIMESTAMPTZ", json_type="JSON", blob_type="BYTEA")
 
     def _connect(self, create: bool) -> Any:
         import psycopg  # only when a PostgreSQL log is configured

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import functools
 import logging
 import math
 import os
@@ -42,7 +41,7 @@ DROP_REASONS = (QUEUE_FULL, DATABASE, REJECTED, INVALID, CLOSED)
 
 DEFAULT_MODEL = "default"
 # Defaults of the settings (see the package docstring for their MLDEPLOY_* names).
-QUEUE_SIZE = 50_000
+QUEUE_SIZE = 100_000
 BATCH_SIZE = 1_000
 FLUSH_INTERVAL = 1.0
 CLOSE_TIMEOUT = 5.0
@@ -50,6 +49,16 @@ CLOSE_GRACE = 1.0  # seconds close() waits beyond its timeout for the writer to 
 RETRY_INTERVAL = 2.0
 PRUNE_INTERVAL = 60.0
 WARN_INTERVAL = 60  # seconds between two warnings about refused records
+
+
+# The outputs slot of a queued Inference (record_inference): packed by .answered on the writer.
+_INFERENCE = object()
+
+
+def _answered_rows() -> Callable:
+    from mldeploy.monitoring.answered import answered_rows  # the answer's shape: mldeploy.api
+
+    return answered_rows
 
 
 # Episodes that warn once at their start.
@@ -76,7 +85,8 @@ class PredictionLog:
     ``database`` is a SQLite file path or a ``postgresql://`` URL. ``sample_rate`` (0 to 1) keeps
     that share of requests, chosen by request id. Retention: rows older than ``max_age`` (seconds
     or a timedelta) and beyond the newest ``max_rows`` are deleted every ``prune_interval``
-    seconds. The queue holds up to ``queue_size`` rows; the writer inserts up to ``batch_size``
+    seconds. The queue holds up to ``queue_size`` rows; ``batch_size`` rows waiting wake the writer
+    before its interval, and it inserts up to ``batch_size`` requests
     rows per transaction, at least every ``flush_interval`` seconds.
 
     Counters: ``written`` and ``dropped`` (with ``dropped_by_reason``, keyed by
@@ -187,34 +197,17 @@ class PredictionLog:
             self._warn_now_and_then(INVALID, f"could not record request {request_id!r}: {exc!r}", exc_info=True)
         return False
 
-    def record_deferred(
-        self,
-        request_id: str,
-        version: str,
-        count: int,
-        pack: Callable[[], tuple[bytes, bytes]],
-        *,
-        model: str | None = None,
-    ) -> bool:
-        """Queue a request of ``count`` rows whose inputs and outputs ``pack()`` packs later, on
-        the writer's thread (:mod:`.packing`): the caller pays for one append, whatever the
-        batch's size. Otherwise as :meth:`record` (a ``pack`` that fails drops the request's
-        rows, counted as ``rejected``)."""
-        try:
-            return self._enqueue(request_id, version, model, count, pack, None)
-        except Exception as exc:
-            self._warn_now_and_then(INVALID, f"could not record request {request_id!r}: {exc!r}", exc_info=True)
-        return False
-
     def record_inference(self, result: Inference, request_id: str | None = None) -> str:
         """Queue every row of ``result`` (a :class:`modeler.inference.Inference`) with the answer
-        it gets, built off the caller's thread; returns the request id the rows are logged under
-        (``request_id``, else a new one). This is the ``prediction_log`` a ``Modeler`` takes."""
-        from mldeploy.monitoring.answered import answered_rows  # the answer's shape: mldeploy.api
-
+        it gets, packed off the caller's thread (:mod:`.answered`); returns the request id the
+        rows are logged under (``request_id``, else a new one). This is what a ``Modeler``'s
+        ``prediction_log`` is called with, and the server's hook too."""
         if request_id is None:
             request_id = uuid.uuid4().hex
-        self.record_deferred(request_id, result.version, len(result.answers), functools.partial(answered_rows, result))
+        try:
+            self._enqueue(request_id, result.version, None, len(result.answers), result, _INFERENCE)
+        except Exception as exc:
+            self._warn_now_and_then(INVALID, f"could not record request {request_id!r}: {exc!r}", exc_info=True)
         return request_id
 
     def _enqueue(
@@ -419,21 +412,26 @@ class PredictionLog:
             try:
                 if not all(isinstance(v, str) for v in (request_id, version, model)):
                     raise TypeError("request id, version and model must be strings")
-                # Deferred: packed here, off the caller's thread; else rows and outputs as JSON.
-                packed = inputs() if outputs is None else (pack_json(list(inputs)), pack_json(list(outputs)))
+                # An Inference is packed here, off the caller's thread; rows and outputs as JSON.
+                if outputs is _INFERENCE:
+                    packed = _answered_rows()(inputs)
+                else:
+                    packed = (pack_json(list(inputs)), pack_json(list(outputs)))
                 rows.append((request_id, model, version, answered, count, *packed))
-            except Exception as exc:  # a value that cannot be encoded, or a failed expand(): drop, count, go on
+            except Exception as exc:  # a value that cannot be encoded: drop, count, go on
                 self._drop(count, REJECTED, f"request {request_id!r}: {type(exc).__name__}: {exc}", settled=True)
         return rows
 
     def _write(self, items: list[tuple]) -> None:
-        """Insert in transactions of about ``batch_size`` answered rows (whole requests)."""
+        """Insert in transactions of up to ``batch_size`` requests (database rows): each
+        transaction costs the writer a few waits for the interpreter's lock (held by the
+        requests being answered), so a queue of big batches goes in a few transactions."""
         batch: list[Row] = []
         rows = 0
         for packed in self._encode(items):
             batch.append(packed)
             rows += packed[4]
-            if rows >= self.batch_size:
+            if len(batch) >= self.batch_size:
                 self._write_batch(batch, rows)
                 batch, rows = [], 0
         if batch:
