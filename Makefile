@@ -48,6 +48,7 @@ system-deps:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }  # tests/test_playground.py
 	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx; }  # tests/test_nginx.py
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; }  # tests/postgres.py
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus; }  # tests/test_alert_rules.py, tests/test_prometheus_real.py
 
 test: system-deps $(VENV)/.dev lint  ## lint, then the whole test suite
 	$(BIN)/python -m pytest

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from flask import Blueprint, Flask, Response
 from flask_restful import Api, Resource
 
+from mldeploy.api.monitoring import Feedback, ModelDrift, ModelPerformance
 from mldeploy.api.resources import (
     Health,
     ModelActivate,
@@ -24,15 +25,17 @@ from mldeploy.api.resources import (
     Ready,
 )
 from mldeploy.api.v2.resources import ModelInfer, ModelMetadata, ModelReady, ServerLive, ServerMetadata, ServerReady
-from mldeploy.docs import openapi, swagger
+from mldeploy.docs import monitoring, openapi, swagger
 from mldeploy.docs.openapi import Operation
 from mldeploy.http import metrics
 from mldeploy.http.auth import Access
 from mldeploy.http.readiness import Readiness
+from mldeploy.monitoring.gauges import LiveFigures, serve_metrics
+from mldeploy.monitoring.monitor import Monitor
 from modeler.modeler import Modeler
 
 # The collaborators a resource may ask for (``Route.needs``), handed over as resource_class_kwargs.
-MODELER, READINESS = "modeler", "readiness"
+MODELER, READINESS, MONITOR, FIGURES = "modeler", "readiness", "monitor", "figures"
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,12 @@ ROUTES: tuple[Route, ...] = (
     Route("/model/versions", {"get": openapi.VERSIONS}, ModelVersions, needs=(MODELER,)),
     Route("/model/train", {"post": openapi.TRAIN}, ModelTrain, needs=(MODELER,), access=Access.ADMIN),
     Route("/model/activate", {"post": openapi.ACTIVATE}, ModelActivate, needs=(MODELER,), access=Access.ADMIN),
+    Route("/feedback", {"post": monitoring.FEEDBACK}, Feedback, needs=(MONITOR,)),
+    Route("/model/performance", {"get": monitoring.PERFORMANCE}, ModelPerformance, needs=(MONITOR,)),
+    Route("/model/drift", {"get": monitoring.DRIFT}, ModelDrift, needs=(MONITOR,)),
+    # The counters of every worker, then the live gauges computed from the shared log.
     Route(
-        metrics.METRICS_PATH, {"get": openapi.METRICS}, view=metrics.serve_metrics, needs=(MODELER,), access=Access.OPEN
+        metrics.METRICS_PATH, {"get": openapi.METRICS}, view=serve_metrics, needs=(MODELER, FIGURES), access=Access.OPEN
     ),
     Route(swagger.SPEC_PATH, {"get": openapi.SPEC}, view=swagger.openapi_json, access=Access.OPEN),
     Route(swagger.DOCS_PATH, {"get": openapi.DOCS_PAGE}, view=swagger.docs_page, access=Access.OPEN),
@@ -122,9 +129,9 @@ def endpoint_labels() -> dict[str, str]:
     return {alias: route.path for route in ROUTES for alias in route.aliases}
 
 
-def register(app: Flask, api: Api, modeler: Modeler, readiness: Readiness) -> None:
+def register(app: Flask, api: Api, modeler: Modeler, readiness: Readiness, monitor: Monitor) -> None:
     """Bind every route of the table to its resource, view or blueprint."""
-    collaborators = {MODELER: modeler, READINESS: readiness}
+    collaborators = {MODELER: modeler, READINESS: readiness, MONITOR: monitor, FIGURES: LiveFigures(monitor)}
     blueprints: set[Callable[[], Blueprint]] = set()
     for route in ROUTES:
         if route.resource is not None:

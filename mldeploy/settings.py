@@ -309,6 +309,8 @@ class Settings:
     # Seconds a stopping worker waits for an unreachable database before dropping (and counting)
     # what it still holds; keep it below GRACEFUL_TIMEOUT.
     log_close_timeout: float = field(default=5.0, metadata=parsed_by(number(0)))
+    # Rows that /model/performance and /model/drift read by default, and /metrics' live gauges read.
+    monitoring_window: int = field(default=1000, metadata=parsed_by(integer(1, 100_000)))
     # gunicorn only, from here on. The address it binds; None means HOST:PORT.
     bind: str | None = field(default=None, metadata=parsed_by(optional(text)))
     # gunicorn worker processes (the name Heroku and gunicorn itself use).

@@ -279,6 +279,31 @@ class Client:
         """``GET /model``: the served version's metadata (features, classes, holdout, ...)."""
         return self._json("GET", "/model")
 
+    def feedback(
+        self, request_id: str | Sequence[Mapping[str, object]], actual: object = None, row: int | None = None
+    ) -> dict:
+        """``POST /feedback``: the true answer of a logged prediction, by the ``X-Request-ID`` it
+        was answered with (and its ``row`` in a batch), or a list of ``{"request_id", "actual",
+        "row"}``. Returns ``{"recorded", "replaced", "rows"}``; a second label for a row replaces
+        the first. An unknown request id raises :class:`NotFound`, a label the model does not know
+        :class:`InvalidRequest`."""
+        if isinstance(request_id, str):
+            body: object = {"request_id": request_id, "actual": actual, **({} if row is None else {"row": row})}
+        else:
+            body = [dict(item) for item in request_id]
+        return self._json("POST", "/feedback", body)
+
+    def performance(self, window: int | str | None = None, version: str | None = None) -> dict:
+        """``GET /model/performance``: live accuracy, per-class precision/recall/F1 and the confusion
+        matrix (a regressor: MAE, RMSE, R²) over the last ``window`` labelled rows (or a span such as
+        ``"1h"``), for ``version`` (default: the current one)."""
+        return self._json("GET", "/model/performance" + _query(window=window, version=version))
+
+    def drift(self, window: int | str | None = None, version: str | None = None) -> dict:
+        """``GET /model/drift``: PSI, p-value and verdict per feature and for the predictions, over
+        the last ``window`` logged rows (or a span such as ``"1h"``), for ``version``."""
+        return self._json("GET", "/model/drift" + _query(window=window, version=version))
+
     def predict(self, row: Mapping[str, object] | Sequence[float] | pd.Series) -> dict:
         """Score one row: a mapping of field values (or a Series), or values in field order (sent
         as ``{"features": [...]}``, as for a model fitted on a bare array).
@@ -412,3 +437,11 @@ def _answers_frame(
     if errors is not None:
         result[ERRORS] = pd.Series([errors.get(i) for i in range(len(index))], index=index, dtype=object)
     return result
+
+
+def _query(**params: object) -> str:
+    """``?name=value&...`` of the parameters that are set (URL-encoded), or nothing."""
+    from urllib.parse import urlencode
+
+    given = {k: str(v) for k, v in params.items() if v is not None}
+    return "?" + urlencode(given) if given else ""

@@ -196,3 +196,24 @@ class Answer:
     status: int
     version: str | None
     error: str | None = None
+
+
+def exposed_names(app) -> set[str]:  # app: flask.Flask
+    """Sample names of ``app``'s /metrics once every family has a sample: a prediction, one out
+    of its training range, a bad request, and ground truth for the prediction (written to the
+    prediction log first, so that the live accuracy and drift gauges have rows)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from mldeploy.monitoring import recording
+
+    client = app.test_client()
+    res = client.post("/predict", json=SEED_ROW)
+    assert res.status_code == 200
+    assert client.post("/predict", json={**SEED_ROW, "petal_length": 99.0}).status_code == 200
+    assert client.post("/predict", json={"sepal_length": 5.0}).status_code == 400
+    assert recording.prediction_log_of(app).flush(30)
+    feedback = {"request_id": res.headers["X-Request-ID"], "actual": res.get_json()["Class"]}
+    assert client.post("/feedback", json=feedback).status_code == 200
+    res = client.get("/metrics")
+    assert res.status_code == 200
+    return {s.name for family in text_string_to_metric_families(res.get_data(as_text=True)) for s in family.samples}

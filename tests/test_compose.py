@@ -15,13 +15,12 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 from flask import Flask
-from prometheus_client.parser import text_string_to_metric_families
 
 from mldeploy.http.app import create_app
 from mldeploy.settings import env_names
 from tests.deploy_files import DOCKERFILE, dockerfile_instructions
 from tests.nginx_support import LISTEN, NGINX_CONF, UPSTREAM_SERVER
-from tests.support import REPO, SEED_ROW
+from tests.support import REPO, SEED_ROW, exposed_names
 
 COMPOSE = REPO / "deploy" / "compose" / "docker-compose.yml"
 PROMETHEUS = REPO / "deploy" / "prometheus" / "prometheus.yml"
@@ -55,14 +54,8 @@ def routes(app: Flask) -> set[str]:
 
 @pytest.fixture(scope="module")
 def exposed(app: Flask) -> set[str]:
-    """Sample names in a live /metrics exposition after a prediction and a bad request, so that
-    every labelled family has a sample."""
-    client = app.test_client()
-    assert client.post("/predict", json=SEED_ROW).status_code == 200
-    assert client.post("/predict", json={"sepal_length": 5.0}).status_code == 400
-    res = client.get("/metrics")
-    assert res.status_code == 200
-    return {s.name for family in text_string_to_metric_families(res.get_data(as_text=True)) for s in family.samples}
+    """Sample names in a live /metrics exposition once every labelled family has a sample."""
+    return exposed_names(app)
 
 
 def on_host(source: str) -> Path:
@@ -252,7 +245,14 @@ def test_grafana_provisions_the_prometheus_source_and_the_dashboard_folder(servi
     assert binds[provider["options"]["path"]] == GRAFANA / "dashboards"
     (dashboard,) = dashboards()
     titles = [p["title"] for p in dashboard["panels"]]
-    for wanted in ("Requests", "latency p50 and p99", "Predictions per second, by class", "Errors"):
+    for wanted in (
+        "Requests",
+        "latency p50 and p99",
+        "Predictions per second, by class",
+        "Errors",
+        "Drift",
+        "Live accuracy",
+    ):
         assert any(wanted in title for title in titles), f"no {wanted!r} panel in {titles}"
     for panel in dashboard["panels"]:
         assert panel["datasource"]["uid"] == source["uid"] and panel["targets"]

@@ -231,9 +231,10 @@ def test_every_file_the_dockerfile_copies_is_in_the_build_context() -> None:
 def test_alert_rules_use_metrics_the_service_exports() -> None:
     rules = yaml.safe_load((REPO / "deploy" / "prometheus" / "alerts.yml").read_text())
     alerts = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
-    assert set(alerts) == {"MldeployHighErrorRate", "MldeployHighP99Latency"}
+    # The model's own alerts (drift, accuracy) are checked by tests/test_alert_rules.py.
+    assert {"MldeployHighErrorRate", "MldeployHighP99Latency"} <= set(alerts)
     exported = {metrics.REQUESTS._name + "_total", metrics.LATENCY._name + "_bucket"}
-    for rule in alerts.values():
+    for rule in (alerts["MldeployHighErrorRate"], alerts["MldeployHighP99Latency"]):
         used = set(re.findall(r"\b(mldeploy_\w+)", rule["expr"]))
         assert used and used <= exported, used - exported
         assert rule["for"] and rule["labels"]["severity"] and rule["annotations"]["summary"]

@@ -82,3 +82,5 @@ def test_notebook_runs_as_jupyter_runs_it_against_the_live_server(live, tmp_path
     # The mldeploy_client.client cells: its typed error carries the server's field errors.
     assert "400 -> row 0 'sepal_width': not a number" in text
     assert any("image/png" in o.get("data", {}) for o in outputs), "the bar chart was not drawn"
+    # Watching the model: the shifted rounds drift (petal_length major) after the plain ones.
+    assert "petal_length drift by round: stable, stable, stable, major, major, major" in text

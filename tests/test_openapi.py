@@ -45,6 +45,8 @@ def served_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
             "API_KEYS": f"other-key,{API_KEY}",
             "ADMIN_KEY": ADMIN_KEY,
             "RATE_LIMIT": "100000/minute",
+            # A feedback for an unknown id waits one flush interval for other writers: keep it short.
+            "LOG_FLUSH_INTERVAL": 0.05,
             # Real error handling: a bug must come out as a 500, which schemathesis flags.
             "TESTING": False,
         }
@@ -175,6 +177,7 @@ def test_schemathesis_command_line_finds_no_failure(tmp_path: Path, admin_key: s
     models = tmp_path / "models"
     models.mkdir()
     env = clean_env(MLDEPLOY_MODEL_DIR=str(models), **({"MLDEPLOY_ADMIN_KEY": admin_key} if admin_key else {}))
+    env["MLDEPLOY_LOG_FLUSH_INTERVAL"] = "0.05"  # feedback for unknown ids waits one interval for other workers
     port = free_port()
     serve = ["-m", "mldeploy", "serve", "--workers", "2", "--port", str(port)]
     with running(serve, REPO, port, env=env, log=tmp_path / "server.log") as (base, _):

@@ -50,11 +50,13 @@ REASONS = {
     401: "No valid bearer key (the answer carries WWW-Authenticate)",
     403: "Admin endpoints are disabled: MLDEPLOY_ADMIN_KEY is not set (a key was sent, none can pass)",
     404: "Not found",
-    409: "The model folder's state refuses it: read-only, or a corrupt or incompatible version",
+    409: "The service's state refuses it: a read-only model folder, a corrupt or incompatible version, "
+    "the prediction log off, a version without a training reference",
     413: "Body over MLDEPLOY_MAX_CONTENT_LENGTH bytes, or a batch over MLDEPLOY_MAX_BATCH_ROWS rows",
     415: "The body is not JSON (send Content-Type: application/json)",
     429: "Over MLDEPLOY_RATE_LIMIT; retry after Retry-After seconds",
-    503: "The model cannot be made ready; retry after Retry-After seconds",
+    503: "The model cannot be made ready, or the prediction log's database cannot be reached; retry after "
+    "Retry-After seconds",
 }
 
 

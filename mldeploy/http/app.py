@@ -21,6 +21,7 @@ from mldeploy.http import (
 )
 from mldeploy.http.readiness import Readiness
 from mldeploy.monitoring import recording
+from mldeploy.monitoring.monitor import Monitor
 from mldeploy.settings import FIELDS, Settings, SettingsError, load_settings, make_modeler
 from modeler.modeler import Modeler
 
@@ -60,7 +61,7 @@ def create_app(config: Mapping[str, object] | Settings | None = None, modeler: M
     # Flask-RESTful writes responses with its own stdlib output_json unless told otherwise.
     api.representation("application/json")(jsonio.output_json)
     app.extensions[API_EXTENSION] = api
-    routes.register(app, api, modeler, readiness)
+    routes.register(app, api, modeler, readiness, Monitor.of(app, settings, modeler))
     swagger.init_app(app, readiness, routes.ROUTES)
 
     if settings.warmup:

@@ -16,6 +16,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 
 from mldeploy.api.v2.protocol import is_v2
 from mldeploy.http import request_context
+from mldeploy.monitoring.errors import MonitoringConflict, NotLogged
+from mldeploy.monitoring.store import LogDatabaseError
 from modeler.errors import (
     DataError,
     InvalidInput,
@@ -73,6 +75,14 @@ def error_response(exc: BaseException) -> Response:
     elif isinstance(exc, (ReadOnlyModelDir, VersionUnusable)):
         # The request is fine, the model directory's state refuses it; serving goes on.
         status, body = 409, {"message": str(exc)}
+    elif isinstance(exc, NotLogged):
+        status, body = 404, {"message": str(exc), "errors": [e.as_dict() for e in exc.errors]}
+    elif isinstance(exc, MonitoringConflict):
+        status, body = 409, {"message": str(exc)}
+    elif isinstance(exc, LogDatabaseError):
+        log.warning("%s %s: %s", request.method, request.path, exc)  # the database's name is not for clients
+        status, body = 503, {"message": "The prediction log's database is unavailable; retry later"}
+        headers["Retry-After"] = str(current_app.config.get("RETRY_AFTER", 1))
     elif isinstance(exc, ModelNotReady):
         status, body = 503, {"message": f"Model not ready: {exc}"}
         headers["Retry-After"] = str(current_app.config.get("RETRY_AFTER", 1))

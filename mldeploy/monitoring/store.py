@@ -255,6 +255,33 @@ class Store(abc.ABC):
             cursor.execute("SELECT COALESCE(SUM(rows), 0) FROM predictions")
             return int(cursor.fetchone()[0])
 
+    # -- SQL of the monitoring modules (feedback, performance, drift) -----------------------------
+    # Templates name placeholders ``{p}`` and the backend's types ``{time}``/``{json}``/``{blob}``;
+    # a JSON column is read as text through :meth:`json_text`.
+
+    def json_text(self, column: str) -> str:
+        """An expression that reads the JSON ``column`` as text, in this backend's SQL."""
+        return column
+
+    def time_param(self, seconds: float) -> Any:
+        """Unix seconds as this backend's ``time`` value (a query parameter)."""
+        return self._time_param(seconds)
+
+    def time_value(self, raw: Any) -> datetime:
+        """A ``time`` value read back, as a UTC datetime."""
+        return self._time_value(raw)
+
+    def query(self, template: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Every row of one SELECT; driver errors become :class:`LogDatabaseError`."""
+        with self.translated_errors("read"), contextlib.closing(self._conn.cursor()) as cursor:
+            cursor.execute(self._sql(template), tuple(params))
+            return cursor.fetchall()
+
+    def write_many(self, template: str, params: Sequence[Sequence[Any]]) -> None:
+        """One statement for each parameter tuple, in one transaction."""
+        with self.translated_errors("write"), self._transaction(), contextlib.closing(self._conn.cursor()) as cursor:
+            cursor.executemany(self._sql(template), [tuple(p) for p in params])
+
     @abc.abstractmethod
     def snapshot(self) -> contextlib.AbstractContextManager[None]:
         """A block whose reads all see the database as it was at its first read (an export reads
@@ -414,6 +441,9 @@ class PostgresStore(Store):
 
     def _transaction(self) -> contextlib.AbstractContextManager[None]:
         return self._conn.transaction()
+
+    def json_text(self, column: str) -> str:
+        return f"{column}::text"  # psycopg would parse a json column itself
 
     def _create_schema(self, cursor: Any) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
