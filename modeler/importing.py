@@ -98,7 +98,7 @@ def adoption(
         metadata = {
             "version": new_version_id(now),
             "trained_at": now.isoformat(timespec="microseconds"),
-            **describe(estimator, predictor, schema, IMPORTED_SOURCE),
+            **describe(estimator, predictor, schema, IMPORTED_SOURCE, frame),
             "params": json_safe(estimator.get_params(deep=False)),
             "imported": {
                 "file": file_name,

@@ -13,6 +13,7 @@ import numpy as np
 from modeler.json_values import json_safe
 from modeler.predictors import predictor_for
 from modeler.predictors.base import Predictor
+from modeler.reference import REFERENCE, reference_of
 from modeler.schema import SCHEMA, Schema, ranges_of, schema_of
 
 if TYPE_CHECKING:
@@ -35,8 +36,12 @@ def served(estimator: object, sample: pd.DataFrame | None = None) -> tuple[Predi
     return predictor, schema
 
 
-def describe(estimator: object, predictor: Predictor, schema: Schema, source: str) -> dict:
-    """The metadata keys every version carries about its model."""
+def describe(
+    estimator: object, predictor: Predictor, schema: Schema, source: str, sample: pd.DataFrame | None = None
+) -> dict:
+    """The metadata keys every version carries about its model. With ``sample`` (the training
+    rows, or an import's sample), also the drift reference of those rows and of the model's
+    answers to them (:mod:`modeler.reference`); without one, a version has no reference."""
     from modeler.predictors.general import task_of
 
     task = task_of(estimator)
@@ -50,4 +55,10 @@ def describe(estimator: object, predictor: Predictor, schema: Schema, source: st
         "feature_ranges": ranges_of(schema),
         "classes": json_safe(np.asarray(estimator.classes_).tolist()) if task == "classification" else [],
     }
+    if sample is not None:
+        fields = described[SCHEMA]["fields"]
+        rows = sample[list(schema.names)]
+        # A model fitted on a bare array warns when given column names: it gets the array.
+        answered = estimator.predict(rows.to_numpy() if schema.positional else rows)
+        described[REFERENCE] = reference_of(rows, answered, fields, task=task)
     return described

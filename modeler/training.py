@@ -19,7 +19,6 @@ from modeler.errors import DataError, SchemaChange
 from modeler.estimators import DEFAULT_ESTIMATOR
 from modeler.json_values import json_safe
 from modeler.recipe import ESTIMATOR, RECIPE, Recipe
-from modeler.reference import REFERENCE, reference_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -91,12 +90,11 @@ def train(
     metadata = {
         "version": new_version_id(now),
         "trained_at": now.isoformat(timespec="microseconds"),
-        **describe(fitted, predictor, schema, TRAINED_SOURCE),
+        **describe(fitted, predictor, schema, TRAINED_SOURCE, X_train),  # with the drift reference
         "params": json_safe(fitted.get_params(deep=False)),
         "target": target,
         RECIPE: Recipe.of(data, target, params, ESTIMATOR if name == DEFAULT_ESTIMATOR else name).as_metadata(),
         "holdout": holdout,
-        REFERENCE: reference_of(X_train, estimator.predict(X_train)),  # for drift (modeler/reference.py)
         "data": {"source": describe_source(data), "rows": len(X)},
         "environment": {
             "python": platform.python_version(),
