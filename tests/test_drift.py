@@ -27,6 +27,7 @@ from mldeploy.http.request_context import REQUEST_ID_HEADER
 from mldeploy.monitoring import recording
 from mldeploy.monitoring.drift import EPSILON, category_drift, number_drift, psi, verdict
 from modeler.data import load_training_data
+from modeler.estimators import DEFAULT_ESTIMATOR, build
 from modeler.modeler import Modeler
 from modeler.reference import REFERENCE, SAMPLE_SIZE, reference_of
 from modeler.store import METADATA_FILE, VERSIONS_DIR
@@ -60,7 +61,8 @@ def iris_rows(count: int, seed: int, shift: dict[str, float] | None = None) -> l
 def test_a_trained_version_keeps_its_training_deciles_sample_and_predictions(trained: Modeler) -> None:
     reference = trained.metadata[REFERENCE]
     X, y = load_training_data(None, "species")
-    estimator, _, X_train = fit_with_holdout(X, y, {}, trained.random_state)  # the same split and fit
+    made = build(DEFAULT_ESTIMATOR, {}, trained.random_state)
+    estimator, _, X_train = fit_with_holdout(made, X, y, trained.random_state)  # the same split and fit
     assert reference["rows"] == len(X_train) == 120
     for name in FEATURES:
         entry = reference["features"][name]
