@@ -173,6 +173,8 @@ def storage_uri(value: object) -> str:
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# gunicorn worker kinds (MLDEPLOY_WORKER_CLASS); mldeploy/http/gunicorn_conf.py maps each to its class.
+WORKER_CLASSES = ("gthread", "sync")
 
 ANY_ORIGIN = "*"
 # scheme://host[:port], nothing after: what a browser sends in its Origin header. "null" (sandboxed
@@ -268,7 +270,16 @@ class Settings:
     bind: str | None = field(default=None, metadata=parsed_by(optional(text)))
     # gunicorn worker processes (the name Heroku and gunicorn itself use).
     web_concurrency: int = field(default=default_workers(), metadata=parsed_by(integer(1), env="WEB_CONCURRENCY"))
-    # Seconds a request may run before gunicorn kills and replaces its worker (0: no limit).
+    # gunicorn's worker: "gthread" keeps HTTP/1.1 connections open between requests (keep-alive)
+    # and runs THREADS requests at a time per process; "sync" answers one request per connection
+    # and closes it (a new TCP connection per request). Both answer queued connections on SIGTERM.
+    worker_class: str = field(default="gthread", metadata=parsed_by(one_of(*WORKER_CLASSES)))
+    # Threads per gthread worker: requests one process runs at once (one at a time runs Python
+    # code, the GIL; more threads help while a request waits, e.g. on a slow client). Ignored by sync.
+    threads: int = field(default=2, metadata=parsed_by(integer(1)))
+    # Seconds without a heartbeat before gunicorn kills and replaces a worker (0: no limit). A sync
+    # worker beats between requests, so this bounds one request; a gthread worker beats from its
+    # main loop while threads run requests, so it catches a hung process, not a slow request.
     worker_timeout: int = field(default=30, metadata=parsed_by(integer(0)))
     # Seconds workers get to finish in-flight requests after SIGTERM.
     graceful_timeout: int = field(default=20, metadata=parsed_by(integer(0)))
