@@ -95,7 +95,8 @@ def gunicorn_target(app: str, kind: str, work: Path) -> Target:
     """mldeploy as `python -m mldeploy serve` runs it, or the floor under the same worker."""
     port = free_port()
     if app == MLDEPLOY:
-        argv = [sys.executable, "-m", "mldeploy", "serve", "--workers", str(WORKERS), "--host", HOST, "--port", str(port)]
+        argv = [sys.executable, "-m", "mldeploy", "serve", "--workers", str(WORKERS), "--host", HOST]
+        argv += ["--port", str(port)]
         env = base_env(
             MLDEPLOY_MODEL_DIR=str(work / "models"),
             MLDEPLOY_WORKER_CLASS=WORKER_CLASS[kind],
@@ -165,14 +166,15 @@ def mlserver_target(python: Path, work: Path) -> Target:
     model = folder / MODEL_NAME
     model.mkdir(parents=True)
     subprocess.run([python, "-c", MLSERVER_TRAIN, str(model / "model.joblib")], check=True, timeout=120)
-    (model / "model-settings.json").write_text(
-        json.dumps({"name": MODEL_NAME, "implementation": "mlserver_sklearn.SKLearnModel", "parameters": {"uri": "./model.joblib"}})
-    )
+    model_settings = {"name": MODEL_NAME, "implementation": "mlserver_sklearn.SKLearnModel"}
+    model_settings["parameters"] = {"uri": "./model.joblib"}
+    (model / "model-settings.json").write_text(json.dumps(model_settings))
     port = free_port()
     settings = {"http_port": port, "grpc_port": free_port(), "metrics_port": free_port(), "host": HOST}
     (folder / "settings.json").write_text(json.dumps(settings))
     argv = [str(python.parent / "mlserver"), "start", str(folder)]
-    return Target(MLSERVER, MLSERVER, Server(MLSERVER, argv, folder, base_env(), port), f"/v2/models/{MODEL_NAME}/infer", V2_BODY)
+    process = Server(MLSERVER, argv, folder, base_env(), port)
+    return Target(MLSERVER, MLSERVER, process, f"/v2/models/{MODEL_NAME}/infer", V2_BODY)
 
 
 def start(target: Target) -> None:
