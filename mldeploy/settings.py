@@ -277,9 +277,8 @@ class Settings:
     # Threads per gthread worker: requests one process runs at once (one at a time runs Python
     # code, the GIL; more threads help while a request waits, e.g. on a slow client). Ignored by sync.
     threads: int = field(default=2, metadata=parsed_by(integer(1)))
-    # Seconds without a heartbeat before gunicorn kills and replaces a worker (0: no limit). A sync
-    # worker beats between requests, so this bounds one request; a gthread worker beats from its
-    # main loop while threads run requests, so it catches a hung process, not a slow request.
+    # Seconds a request may run before gunicorn kills and replaces its worker (0: no limit). Under
+    # gthread the worker's other requests in flight are cut off with it.
     worker_timeout: int = field(default=30, metadata=parsed_by(integer(0)))
     # Seconds workers get to finish in-flight requests after SIGTERM.
     graceful_timeout: int = field(default=20, metadata=parsed_by(integer(0)))

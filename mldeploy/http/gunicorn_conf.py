@@ -58,7 +58,8 @@ threads = _settings.threads if _settings.worker_class == "gthread" else 1
 # makes each worker import the app and make the model ready itself (the file lock then decides
 # which one trains when the model directory is empty).
 preload_app = _settings.preload
-# A worker silent for this long is killed and replaced (under sync: a request running longer).
+# A request running longer than this has its worker killed and replaced (the gthread worker
+# pauses its heartbeat while a request runs long, so that this holds for it too).
 timeout = _settings.worker_timeout
 # On SIGTERM, workers finish in-flight requests for up to this long. Keep it below the
 # orchestrator's grace period (Kubernetes: terminationGracePeriodSeconds).

@@ -9,6 +9,12 @@ is answer the connections the kernel had queued on the listening socket: they ar
 last worker closes it. This worker accepts those before it stops accepting, and closes its copy
 of the listener at once, so a client either gets a full answer or a refused connection.
 
+gthread's heartbeat to the master comes from its main loop, which keeps turning while a thread
+runs a request, so gunicorn's timeout would never end a request that hangs (a client that stops
+sending its body half-way holds a thread for good). This worker skips the heartbeat while a
+request has been running for more than a second: the master then kills and replaces it once that
+request has run for about MLDEPLOY_WORKER_TIMEOUT, as it does a sync worker.
+
 Each answer's header also waits for its first body bytes and goes out in the same write
 (:class:`~mldeploy.http.gunicorn_worker.CoalescingSocket`), so a worker killed mid-answer never
 leaves a proxy holding a 200 header with no body.
@@ -16,20 +22,40 @@ leaves a proxy holding a 200 header with no body.
 
 from __future__ import annotations
 
+import time
+
 from gunicorn.workers.gthread import ThreadWorker
 
 from mldeploy.http.gunicorn_worker import CoalescingSocket
+
+# Seconds a request may run before the heartbeat pauses: above one turn of the main loop (1 s at
+# most), so that the last beat comes when the oldest request is this old at the latest.
+HEARTBEAT_PAUSE = 1.0
 
 
 class DrainingThreadWorker(ThreadWorker):
     """A gthread worker that answers already-queued connections when told to stop, and sends each
     answer's header and first body bytes in one write."""
 
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        # When each request in flight began (monotonic), by connection; written by the pool's
+        # threads, read by the main loop (single dict operations are atomic under the GIL).
+        self.started: dict[int, float] = {}
+
+    def notify(self) -> None:
+        """Beat, unless a request has been running for more than HEARTBEAT_PAUSE seconds."""
+        started = tuple(self.started.values())
+        if started and time.monotonic() - min(started) > HEARTBEAT_PAUSE:
+            return
+        super().notify()
+
     def handle_request(self, req: object, conn: object) -> bool:
         """ThreadWorker.handle_request with the answer written through a CoalescingSocket; returns
         whether the connection is kept alive. The parser keeps reading the socket itself."""
         raw = conn.sock
         sock = conn.sock = CoalescingSocket(raw)
+        self.started[id(conn)] = time.monotonic()
         try:
             keep_alive = super().handle_request(req, conn)
             # Not in the `finally`: when the app fails after the header was held, sending the
@@ -37,6 +63,7 @@ class DrainingThreadWorker(ThreadWorker):
             sock.flush()
         finally:
             conn.sock = raw
+            self.started.pop(id(conn), None)
         return keep_alive
 
     def set_accept_enabled(self, enabled: bool) -> None:
