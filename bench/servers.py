@@ -40,7 +40,7 @@ sys.path.insert(0, str(BENCH))
 
 from run import HOST, Server, base_env, cpu_seconds, free_port, log, machine, post, workdir  # noqa: E402
 
-from mldeploy.settings import Settings  # noqa: E402
+from mldeploy.settings import WORKER_CLASSES, Settings  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -60,10 +60,7 @@ MODEL_NAME = "iris"
 SYNC, GTHREAD, GRANIAN, MLSERVER = "gunicorn sync", "gunicorn gthread", "granian", "mlserver"
 # What each gunicorn kind is in the service (MLDEPLOY_WORKER_CLASS) and as a class path.
 WORKER_CLASS = {SYNC: "sync", GTHREAD: "gthread"}
-WORKER_PATH = {
-    SYNC: "mldeploy.http.gunicorn_worker.DrainingSyncWorker",
-    GTHREAD: "mldeploy.http.gunicorn_thread_worker.DrainingThreadWorker",
-}
+WORKER_PATH = {kind: WORKER_CLASSES[name] for kind, name in WORKER_CLASS.items()}
 MLDEPLOY, FLOOR, MLDEPLOY_V2 = "mldeploy", "floor", "mldeploy V2"
 KEEP_ALIVE, NEW_CONNECTION = "keep-alive", "new connection"
 MODES = (KEEP_ALIVE, NEW_CONNECTION)

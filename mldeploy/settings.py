@@ -173,8 +173,12 @@ def storage_uri(value: object) -> str:
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-# gunicorn worker kinds (MLDEPLOY_WORKER_CLASS); mldeploy/http/gunicorn_conf.py maps each to its class.
-WORKER_CLASSES = ("gthread", "sync")
+# gunicorn worker kinds (MLDEPLOY_WORKER_CLASS) and the class each names, as gunicorn loads it:
+# gunicorn's own workers plus the drain on SIGTERM (docs/production.md, "Workers and keep-alive").
+WORKER_CLASSES = {
+    "gthread": "mldeploy.http.gunicorn_thread_worker.DrainingThreadWorker",
+    "sync": "mldeploy.http.gunicorn_worker.DrainingSyncWorker",
+}
 
 ANY_ORIGIN = "*"
 # scheme://host[:port], nothing after: what a browser sends in its Origin header. "null" (sandboxed

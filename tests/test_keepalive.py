@@ -7,12 +7,15 @@ Bounded load on 127.0.0.1 only."""
 
 from __future__ import annotations
 
+import argparse
 import collections
 import http.client
 import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -23,7 +26,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support import SEED_ROW, clean_env, copy_project, free_port, metric_value, running
+from mldeploy.cli.serve import gunicorn_argv, gunicorn_environ, register
+from mldeploy.settings import WORKER_CLASSES
+from tests.support import GUNICORN_CONF, REPO, SEED_ROW, clean_env, copy_project, free_port, metric_value, running
 
 BODY = json.dumps(SEED_ROW).encode()
 JSON = {"Content-Type": "application/json"}
@@ -240,3 +245,35 @@ def test_a_request_that_hangs_has_its_worker_replaced_after_the_timeout(tmp_path
             assert stuck.recv(100) == b"", "the hung request got an answer"
         # The new worker serves (and a request that finishes in time never paused the heartbeat).
         assert requests.post(f"{base}/predict", json=SEED_ROW, timeout=60).status_code == 200
+
+
+def resolved_config(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """gunicorn's resolved settings with our config file and ``settings`` (the app is not loaded)."""
+    argv = [sys.executable, "-m", "gunicorn", "--config", GUNICORN_CONF, "--print-config"]
+    env = clean_env(PROMETHEUS_MULTIPROC_DIR=str(tmp_path), **settings)
+    out = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=True).stdout
+    return {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in out.splitlines()) if v}
+
+
+@pytest.mark.parametrize(
+    ("settings", "worker_class", "threads"),
+    [
+        ({}, WORKER_CLASSES["gthread"], "2"),
+        ({"MLDEPLOY_THREADS": "4"}, WORKER_CLASSES["gthread"], "4"),
+        # Threads would make gunicorn swap our sync worker for its own gthread: sync gets one.
+        ({"MLDEPLOY_WORKER_CLASS": "sync", "MLDEPLOY_THREADS": "4"}, WORKER_CLASSES["sync"], "1"),
+    ],
+)
+def test_worker_class_and_threads_reach_gunicorn(tmp_path: Path, settings, worker_class: str, threads: str) -> None:
+    config = resolved_config(tmp_path, **settings)
+    assert (config["worker_class"], config["threads"], config["keepalive"]) == (worker_class, threads, "5")
+
+
+def test_serve_threads_goes_to_the_config_not_to_gunicorns_own_option() -> None:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["serve", "--threads", "3"])
+    assert "--threads" not in gunicorn_argv(args)
+    assert gunicorn_environ(args, {})["MLDEPLOY_THREADS"] == "3"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "--threads", "0"])

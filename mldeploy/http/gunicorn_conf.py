@@ -17,7 +17,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 from mldeploy.cli.exit_codes import EXIT_USAGE  # noqa: E402 - these two import only the standard library
-from mldeploy.settings import SettingsError, load_settings  # noqa: E402
+from mldeploy.settings import WORKER_CLASSES, SettingsError, load_settings  # noqa: E402
 
 # Checked here, before the app is imported: gunicorn reads this file in its master before forking,
 # so a bad value is one line and an exit, not a traceback (or one per worker without preload).
@@ -46,10 +46,6 @@ workers = _settings.web_concurrency
 # gthread (the default) keeps connections open between requests; sync opens one per request.
 # Both answer the connections already queued on the socket when SIGTERM comes, and send each
 # answer's header with its body (docs/production.md, "Workers and keep-alive").
-WORKER_CLASSES = {
-    "gthread": "mldeploy.http.gunicorn_thread_worker.DrainingThreadWorker",
-    "sync": "mldeploy.http.gunicorn_worker.DrainingSyncWorker",
-}
 worker_class = WORKER_CLASSES[_settings.worker_class]
 # Only gthread runs threads. gunicorn turns a sync worker given more than one thread into its
 # plain gthread worker, without our drain: so sync gets exactly one.
