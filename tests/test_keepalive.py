@@ -277,3 +277,15 @@ def test_serve_threads_goes_to_the_config_not_to_gunicorns_own_option() -> None:
     assert gunicorn_environ(args, {})["MLDEPLOY_THREADS"] == "3"
     with pytest.raises(SystemExit):
         parser.parse_args(["serve", "--threads", "0"])
+
+
+def test_the_server_comparison_replaces_only_its_own_section_of_the_results(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    import servers
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n| a | b |\n\n## Soak\n\nrun 1\n")
+    servers.write_section(f"{servers.HEADING}\n\nfirst\n", results)
+    servers.write_section(f"{servers.HEADING}\n\nsecond\n", results)
+    text = results.read_text()
+    assert text == f"# Benchmark results\n\n| a | b |\n\n## Soak\n\nrun 1\n\n{servers.HEADING}\n\nsecond\n"
