@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test lint format bench bench-servers bench-deps bench-soak clean system-deps notebook
+.PHONY: run test lint format bench bench-servers bench-servers-compare bench-deps bench-soak clean system-deps notebook
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,11 @@ bench-deps:
 
 bench-servers: $(VENV)/.bench bench-deps  ## the servers side by side; prints a table, writes bench/RESULTS.md
 	PYTHON=$(BIN)/python bash bench/run.sh
+
+# Not part of `make bench`: about 6 minutes. MLServer, the peer, goes into build/mlserver-venv
+# (installed there on first use; the project does not depend on it).
+bench-servers-compare: $(VENV)/.bench $(VENV)/.runtime bench-deps  ## gunicorn sync, gthread, Granian (and MLServer) side by side; appends to bench/RESULTS.md
+	$(BIN)/python bench/servers.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

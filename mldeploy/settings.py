@@ -196,6 +196,12 @@ def duration(value: object) -> float:
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# gunicorn worker kinds (MLDEPLOY_WORKER_CLASS) and the class each names, as gunicorn loads it:
+# gunicorn's own workers plus the drain on SIGTERM (docs/production.md, "Workers and keep-alive").
+WORKER_CLASSES = {
+    "gthread": "mldeploy.http.gunicorn_thread_worker.DrainingThreadWorker",
+    "sync": "mldeploy.http.gunicorn_worker.DrainingSyncWorker",
+}
 
 ANY_ORIGIN = "*"
 # scheme://host[:port], nothing after: what a browser sends in its Origin header. "null" (sandboxed
@@ -315,7 +321,15 @@ class Settings:
     bind: str | None = field(default=None, metadata=parsed_by(optional(text)))
     # gunicorn worker processes (the name Heroku and gunicorn itself use).
     web_concurrency: int = field(default=default_workers(), metadata=parsed_by(integer(1), env="WEB_CONCURRENCY"))
-    # Seconds a request may run before gunicorn kills and replaces its worker (0: no limit).
+    # gunicorn's worker: "gthread" keeps HTTP/1.1 connections open between requests (keep-alive)
+    # and runs THREADS requests at a time per process; "sync" answers one request per connection
+    # and closes it (a new TCP connection per request). Both answer queued connections on SIGTERM.
+    worker_class: str = field(default="gthread", metadata=parsed_by(one_of(*WORKER_CLASSES)))
+    # Threads per gthread worker: requests one process runs at once (one at a time runs Python
+    # code, the GIL; more threads help while a request waits, e.g. on a slow client). Ignored by sync.
+    threads: int = field(default=2, metadata=parsed_by(integer(1)))
+    # Seconds a request may run before gunicorn kills and replaces its worker (0: no limit). Under
+    # gthread the worker's other requests in flight are cut off with it.
     worker_timeout: int = field(default=30, metadata=parsed_by(integer(0)))
     # Seconds workers get to finish in-flight requests after SIGTERM.
     graceful_timeout: int = field(default=20, metadata=parsed_by(integer(0)))

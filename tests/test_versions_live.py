@@ -154,9 +154,10 @@ class PredictClient:
             request_id = f"{self.tag}-{n}-{i}"
             sent = time.monotonic()
             try:
-                res = session.post(
-                    f"{self.base}/predict", json=SEED_ROW, headers={"X-Request-Id": request_id}, timeout=30
-                )
+                # A new connection per request: a kept-alive one would stay with one worker, and
+                # every worker must be seen following the switches.
+                headers = {"X-Request-Id": request_id, "Connection": "close"}
+                res = session.post(f"{self.base}/predict", json=SEED_ROW, headers=headers, timeout=30)
                 status, version = res.status_code, res.json().get("ModelVersion")
             except (requests.RequestException, ValueError):
                 status, version = 0, None  # a refused or broken connection counts as an error

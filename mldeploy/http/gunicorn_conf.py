@@ -17,7 +17,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 from mldeploy.cli.exit_codes import EXIT_USAGE  # noqa: E402 - these two import only the standard library
-from mldeploy.settings import SettingsError, load_settings  # noqa: E402
+from mldeploy.settings import WORKER_CLASSES, SettingsError, load_settings  # noqa: E402
 
 # Checked here, before the app is imported: gunicorn reads this file in its master before forking,
 # so a bad value is one line and an exit, not a traceback (or one per worker without preload).
@@ -43,17 +43,26 @@ from mldeploy.http.request_log import configure_logging  # noqa: E402 - needs th
 wsgi_app = "mldeploy.http.wsgi:app"
 bind = _settings.gunicorn_bind
 workers = _settings.web_concurrency
-# The sync worker, which also answers connections already queued on the socket when SIGTERM comes.
-worker_class = "mldeploy.http.gunicorn_worker.DrainingSyncWorker"
+# gthread (the default) keeps connections open between requests; sync opens one per request.
+# Both answer the connections already queued on the socket when SIGTERM comes, and send each
+# answer's header with its body (docs/production.md, "Workers and keep-alive").
+worker_class = WORKER_CLASSES[_settings.worker_class]
+# Only gthread runs threads. gunicorn turns a sync worker given more than one thread into its
+# plain gthread worker, without our drain: so sync gets exactly one.
+threads = _settings.threads if _settings.worker_class == "gthread" else 1
 # Load (or train) the model once in the master; workers inherit it on fork. MLDEPLOY_PRELOAD=0
 # makes each worker import the app and make the model ready itself (the file lock then decides
 # which one trains when the model directory is empty).
 preload_app = _settings.preload
-# A request running longer than this has its (sync) worker killed and replaced.
+# A request running longer than this has its worker killed and replaced (the gthread worker
+# pauses its heartbeat while a request runs long, so that this holds for it too).
 timeout = _settings.worker_timeout
 # On SIGTERM, workers finish in-flight requests for up to this long. Keep it below the
 # orchestrator's grace period (Kubernetes: terminationGracePeriodSeconds).
 graceful_timeout = _settings.graceful_timeout
+# Seconds a gthread worker keeps an idle connection open for the next request. A proxy in front
+# must close its idle upstream connections sooner (deploy/nginx/mldeploy.conf: 4 s), or it may
+# send a request on a connection this side is closing at that moment.
 keepalive = 5
 # Since gunicorn 25.1 the master opens a per-user control socket that a second instance takes over.
 control_socket_disable = True

@@ -1,0 +1,87 @@
+"""gunicorn's gthread worker (persistent HTTP/1.1 connections, a thread pool), with the same two
+guarantees as the sync worker of mldeploy/http/gunicorn_worker.py.
+
+gthread keeps connections open between requests (keep-alive): a client, or nginx's upstream
+pool, pays for one TCP handshake and one close per connection rather than per request. On
+SIGTERM it already answers a request that arrives on a kept-alive connection with
+``Connection: close`` (for up to 2 s), and finishes the requests in flight. What it does not do
+is answer the connections the kernel had queued on the listening socket: they are reset when the
+last worker closes it. This worker accepts those before it stops accepting, and closes its copy
+of the listener at once, so a client either gets a full answer or a refused connection.
+
+gthread's heartbeat to the master comes from its main loop, which keeps turning while a thread
+runs a request, so gunicorn's timeout would never end a request that hangs (a client that stops
+sending its body half-way holds a thread for good). This worker skips the heartbeat while a
+request has been running for more than a second: the master then kills and replaces it once that
+request has run for about MLDEPLOY_WORKER_TIMEOUT, as it does a sync worker.
+
+Each answer's header also waits for its first body bytes and goes out in the same write
+(:class:`~mldeploy.http.gunicorn_worker.CoalescingSocket`), so a worker killed mid-answer never
+leaves a proxy holding a 200 header with no body.
+"""
+
+from __future__ import annotations
+
+import time
+
+from gunicorn.workers.gthread import ThreadWorker
+
+from mldeploy.http.gunicorn_worker import CoalescingSocket
+
+# Seconds a request may run before the heartbeat pauses: above one turn of the main loop (1 s at
+# most), so that the last beat comes when the oldest request is this old at the latest.
+HEARTBEAT_PAUSE = 1.0
+
+
+class DrainingThreadWorker(ThreadWorker):
+    """A gthread worker that answers already-queued connections when told to stop, and sends each
+    answer's header and first body bytes in one write."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        # When each request in flight began (monotonic), by connection; written by the pool's
+        # threads, read by the main loop (single dict operations are atomic under the GIL).
+        self.started: dict[int, float] = {}
+
+    def notify(self) -> None:
+        """Beat, unless a request has been running for more than HEARTBEAT_PAUSE seconds."""
+        started = tuple(self.started.values())
+        if started and time.monotonic() - min(started) > HEARTBEAT_PAUSE:
+            return
+        super().notify()
+
+    def handle_request(self, req: object, conn: object) -> bool:
+        """ThreadWorker.handle_request with the answer written through a CoalescingSocket; returns
+        whether the connection is kept alive. The parser keeps reading the socket itself."""
+        raw = conn.sock
+        sock = conn.sock = CoalescingSocket(raw)
+        self.started[id(conn)] = time.monotonic()
+        try:
+            keep_alive = super().handle_request(req, conn)
+            # Not in the `finally`: when the app fails after the header was held, sending the
+            # header alone would be exactly the torn answer this avoids.
+            sock.flush()
+        finally:
+            conn.sock = raw
+            self.started.pop(id(conn), None)
+        return keep_alive
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        """Start or stop accepting; stopping because the worker is told to stop drains first."""
+        draining = not enabled and not self.alive and self._accepting
+        super().set_accept_enabled(enabled)
+        if draining:
+            self.drain()
+
+    def drain(self) -> None:
+        """Accept every connection queued on the listeners now (run() then answers each, with
+        ``Connection: close``, within the graceful timeout), then close the listeners: a
+        connection that comes later is refused rather than queued and reset."""
+        for listener in self.sockets:
+            while True:
+                before = self.nr_conns
+                self.accept(listener)  # non-blocking; counts what it accepted in nr_conns
+                if self.nr_conns == before:
+                    break
+            # Closed now rather than at the end of run(): a connection queued meanwhile would be reset.
+            listener.close()
