@@ -104,8 +104,9 @@ def _field_label(field: str | None, known: frozenset[str]) -> str:
 
 def matched_rule() -> str | None:
     """The rule the request's path matched, also when its method did not (a 405)."""
-    if request.url_rule is not None:
-        return request.url_rule.rule
+    rule = request.url_rule
+    if rule is not None:
+        return rule.rule
     error = request.routing_exception
     if isinstance(error, MethodNotAllowed) and error.valid_methods:
         # Match the path again with a method the route has: same rule, without the 405.
