@@ -375,6 +375,10 @@ def workdir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def load_text(load: tuple[float, float, float]) -> str:
+    return ", ".join(f"{x:.2f}" for x in load)
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -383,6 +387,7 @@ def main() -> int:
     if shutil.which("wrk") is None:
         log("wrk is missing: `make bench` installs it (apt-get install wrk)")
         return 2
+    load_at_start = os.getloadavg()
     with workdir() as work:
         iris_frame().to_csv(work / "iris.csv", index=False)
         files = bodies(work)
@@ -449,7 +454,9 @@ def main() -> int:
         f"- server CPU per request: user + system time of the server's process tree during a run, divided by "
         f"its requests (rows per server CPU-second for batches): a figure that other load on the machine "
         f"barely moves.\n"
-        f"- the load generator shares the machine's cores with the servers (and with anything else running).\n\n"
+        f"- the load generator shares the machine's cores with the servers (and with anything else running).\n"
+        f"- load average (1, 5, 15 min) at the start: {load_text(load_at_start)}; at the end: "
+        f"{load_text(os.getloadavg())} (above {len(os.sched_getaffinity(0))}, other work competed for the cores).\n\n"
     )
     print(header + table)
     # bench/soak.py's runs live under "## Soak" at the end of the file: keep them.

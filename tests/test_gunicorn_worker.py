@@ -4,9 +4,10 @@ so a worker killed mid-answer never leaves a proxy holding a 200 header with no 
 from __future__ import annotations
 
 import socket
+import threading
 from pathlib import Path
 
-from mldeploy.http.gunicorn_worker import CoalescingSocket
+from mldeploy.http.gunicorn_worker import JOINED_BELOW, CoalescingSocket, send_buffers
 
 
 class RecordingSocket:
@@ -65,3 +66,58 @@ def test_over_a_real_socket_pair_the_peer_reads_the_whole_answer() -> None:
         sock.flush()
         left.shutdown(socket.SHUT_WR)
         assert right.recv(100) == b"HEAD|BODY"
+
+
+class TrickleSocket(RecordingSocket):
+    """A socket whose every ``sendmsg`` takes at most ``step`` bytes, as a full send buffer does."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step = step
+        self.received = bytearray()
+
+    def sendmsg(self, buffers: list[memoryview]) -> int:
+        taken = b"".join(bytes(b) for b in buffers)[: self.step]
+        self.calls.append(("sendmsg", taken))
+        self.received += taken
+        return len(taken)
+
+
+def test_a_large_body_follows_the_header_in_gather_writes_until_every_byte_is_sent() -> None:
+    header, body = b"HTTP/1.1 200 OK\r\n\r\n", bytes(range(256)) * (JOINED_BELOW // 256 + 1)
+    for step in (7, len(header), len(header) + 1, 4096, len(header) + len(body)):
+        raw = TrickleSocket(step)
+        sock = CoalescingSocket(raw)  # type: ignore[arg-type]
+        sock.sendall(header)
+        sock.sendall(body)
+        sock.flush()
+        assert bytes(raw.received) == header + body, step
+        assert {name for name, _ in raw.calls} == {"sendmsg"}  # never joined into one buffer
+        assert len(raw.calls) == -(-(len(header) + len(body)) // step)
+
+
+def test_send_buffers_skips_empty_buffers_and_sends_each_in_order() -> None:
+    raw = TrickleSocket(3)
+    send_buffers(raw, [b"", b"ab", b"", b"cdefg"])  # type: ignore[arg-type]
+    assert [data for _, data in raw.calls] == [b"abc", b"def", b"g"]
+
+
+def test_over_a_real_socket_pair_a_large_answer_arrives_whole() -> None:
+    left, right = socket.socketpair()
+    body = b"x" * (4 * 1024 * 1024)  # larger than the socket's buffers: the sends are partial
+    received = bytearray()
+
+    def read() -> None:
+        while chunk := right.recv(1 << 16):
+            received.extend(chunk)
+
+    with left, right:
+        reader = threading.Thread(target=read)
+        reader.start()
+        sock = CoalescingSocket(left)
+        sock.sendall(b"HEAD|")
+        sock.sendall(body)
+        sock.flush()
+        left.shutdown(socket.SHUT_WR)
+        reader.join(30)
+    assert bytes(received) == b"HEAD|" + body

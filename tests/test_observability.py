@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 
 import pytest
 from flask.testing import FlaskClient
+from pythonjsonlogger.json import JsonFormatter
 
-from mldeploy.http.request_context import REQUEST_ID_HEADER
+from mldeploy.http.request_context import REQUEST_ID_HEADER, new_request_id
 from mldeploy.http.request_log import ACCESS_LOGGER, json_formatter
 from tests.support import SEED_ROW, metric_value
 
@@ -100,3 +102,40 @@ def test_open_inference_requests_log_their_rows_and_version(client: FlaskClient,
     assert res.status_code == 200
     (record,) = [r for r in caplog.records if r.name == ACCESS_LOGGER]
     assert (record.rows, record.model_version) == (2, res.get_json()["model_version"])
+
+
+def test_a_request_line_is_the_text_the_generic_formatter_writes(client: FlaskClient, caplog) -> None:
+    # Built directly from its known fields (the fast path), a request's line must still be what
+    # python-json-logger writes for the same record, non-ASCII and control characters included.
+    formatter = json_formatter()
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+        client.post("/predict", json=SEED_ROW, headers={REQUEST_ID_HEADER: "r-fast"})
+        client.get("/caf%C3%A9/%0A%22x")  # 404, its path non-ASCII with a newline and a quote
+    records = [r for r in caplog.records if r.name == ACCESS_LOGGER]
+    assert len(records) == 2
+    for record in records:
+        fresh = logging.makeLogRecord({k: v for k, v in record.__dict__.items() if k not in ("message", "asctime")})
+        fast = formatter.format(fresh)
+        assert fast == JsonFormatter.format(formatter, fresh)  # the generic path of the same class
+        assert fast.isascii() and "\n" not in fast
+    lines = [json.loads(formatter.format(r)) for r in records]
+    assert (lines[0]["request_id"], lines[1]["path"]) == ("r-fast", '/café/\n"x')
+
+
+def test_the_metrics_and_the_log_line_carry_the_same_latency(client: FlaskClient, caplog) -> None:
+    ok = {"endpoint": "/predict", "method": "POST", "status": "200"}
+    before = sample(client, "mldeploy_http_request_duration_seconds_sum", **ok)
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+        client.post("/predict", json=SEED_ROW)
+    (record,) = [r for r in caplog.records if r.name == ACCESS_LOGGER]
+    observed = sample(client, "mldeploy_http_request_duration_seconds_sum", **ok) - before
+    # One clock read for both: equal to the log line's 3 decimals of a millisecond.
+    assert abs(observed * 1000 - record.latency_ms) <= 0.0005 + 1e-9
+
+
+def test_a_new_request_id_is_a_random_uuid4() -> None:
+    ids = {new_request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for rid in ids:
+        assert uuid.UUID(rid).version == 4 and uuid.UUID(rid).variant == uuid.RFC_4122
+        assert uuid.UUID(rid).hex == rid

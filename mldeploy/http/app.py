@@ -16,6 +16,7 @@ from mldeploy.http import (
     jsonio,
     metrics,
     rate_limit,
+    request_context,
     request_log,
     security_headers,
 )
@@ -45,10 +46,11 @@ def create_app(config: Mapping[str, object] | Settings | None = None, modeler: M
     app.extensions[EXTENSION] = readiness
 
     # Order matters: before_request hooks run in this order (request id first, then the key
-    # check, then the rate limit), after_request hooks in reverse (the log line last).
+    # check, then the rate limit), after_request hooks in reverse (request_context's last: it
+    # reads the clock once and hands the answer to the metrics, then to the log line).
     # The route table says how each route is counted and who may call it.
-    request_log.init_app(app)
-    metrics.init_app(app, modeler, routes.endpoint_labels())
+    request_context.init_app(app, [metrics.reader(modeler, routes.endpoint_labels()), request_log.log_request])
+    metrics.init_app(app, modeler)
     recording.init_app(app, settings, modeler)  # the prediction log, unless MLDEPLOY_LOG_PREDICTIONS=0
     auth.init_app(app, routes.access_by_rule())
     rate_limit.init_app(app)

@@ -14,12 +14,13 @@ from typing import TypeVar
 
 from flask import Flask, current_app, request
 from werkzeug.exceptions import Forbidden, Unauthorized
+from werkzeug.routing import Rule
 
 F = TypeVar("F", bound=Callable)
 
 BEARER = "Bearer "
 REALM = 'Bearer realm="mldeploy"'
-# app.extensions key of {Flask rule: Access}, the route table's say on who may call each route.
+# app.extensions key of the AccessPolicy: the route table's say on who may call each route.
 EXTENSION = "mldeploy_access"
 ADMIN_DISABLED = "Admin endpoints are disabled: set MLDEPLOY_ADMIN_KEY to enable them"
 
@@ -88,38 +89,50 @@ def api_keys(config: Mapping[str, object]) -> list[str]:
     return [key for key in (str(item).strip() for item in items) if key]
 
 
+class AccessPolicy:
+    """The route table's access per rule and the configured keys, settled when the app is built
+    (settings are read once, at start): a request's check is then a dict look-up or two."""
+
+    def __init__(self, access: Mapping[str, Access], config: Mapping[str, object]) -> None:
+        self.access = dict(access)
+        keys = api_keys(config)
+        admin_key = config.get("ADMIN_KEY")
+        # With API keys set, an API route takes one of them or the admin key.
+        self.accepted = [*keys, str(admin_key)] if keys and admin_key else keys
+
+    def of(self, rule: Rule | None) -> Access:
+        """Who may call ``rule``. A rule outside the table needs a key (deny by default, so a
+        route added by hand is protected without anyone remembering to)."""
+        if rule is None:
+            return Access.API
+        return self.access.get(rule.rule, Access.API)
+
+
 def request_access() -> Access:
-    """Who may call the current request's route. A route outside the table needs a key (deny by
-    default, so a route added by hand is protected without anyone remembering to)."""
-    rule = request.url_rule
-    if rule is None:
-        return Access.API
-    return current_app.extensions[EXTENSION].get(rule.rule, Access.API)
+    """Who may call the current request's route (see :meth:`AccessPolicy.of`)."""
+    return current_app.extensions[EXTENSION].of(request.url_rule)
 
 
 def check_access() -> None:
     """``before_request``: the key check the route's access asks for. With API keys set, an API
     route takes one of them or the admin key, so admin calls need one header only."""
+    req = request._get_current_object()  # one context look-up for the attributes below
     # Unknown paths and wrong methods still answer 404/405: they reveal no data. Nor does OPTIONS
     # (Flask answers it with the Allow header), and a browser's CORS preflight never has a key.
-    if request.routing_exception is not None or request.method == "OPTIONS":
+    if req.routing_exception is not None or req.method == "OPTIONS":
         return
-    access = request_access()
+    policy: AccessPolicy = current_app.extensions[EXTENSION]
+    access = policy.of(req.url_rule)
     if access is Access.OPEN:
         return
     if access is Access.ADMIN:
         check_admin_key()
         return
-    keys = api_keys(current_app.config)
-    if not keys:
-        return
-    admin_key = current_app.config.get("ADMIN_KEY")
-    accepted = [*keys, str(admin_key)] if admin_key else keys
-    if not key_matches(presented_key(), accepted):
+    if policy.accepted and not key_matches(presented_key(), policy.accepted):
         raise BearerRequired("Send Authorization: Bearer <key> with one of the MLDEPLOY_API_KEYS")
 
 
 def init_app(app: Flask, access: Mapping[str, Access]) -> None:
     """Check keys before every request, by ``access``: ``{Flask rule: Access}`` from the route table."""
-    app.extensions[EXTENSION] = dict(access)
+    app.extensions[EXTENSION] = AccessPolicy(access, app.config)
     app.before_request(check_access)

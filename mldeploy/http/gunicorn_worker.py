@@ -9,7 +9,8 @@ gunicorn sends a response's header and its body in two ``sendall`` calls. A work
 them (SIGKILL, the OOM killer, a crash) leaves a 200 header with no body: a proxy has already
 passed the header on and cannot retry, so the client gets a torn answer. Holding the header back
 and sending it with the first body bytes makes a small answer one write: it is either sent whole
-or not at all, and nginx retries the latter on the other replica.
+or not at all, and nginx retries the latter on the other replica. A large body is sent after the
+header in the same gather write (``sendmsg``), without joining them into a new buffer first.
 """
 
 from __future__ import annotations
@@ -22,6 +23,24 @@ from gunicorn.workers.sync import SyncWorker
 
 # accept() on the non-blocking listener says "nothing queued" (or a client gave up) with these.
 NOTHING_QUEUED = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED)
+
+
+# Up to this many body bytes, the header and the body are joined into one buffer (copying a few
+# KiB costs less than a sendmsg call's Python loop); beyond it, sendmsg sends both buffers as
+# they are, so a large batch's answer is not copied once more just to put its header in front.
+JOINED_BELOW = 64 * 1024
+
+
+def send_buffers(sock: socket.socket, buffers: list[bytes]) -> None:
+    """Send every byte of ``buffers``, in order, with ``sendmsg`` (a gather write: no copy
+    into one buffer). A send may take only part of them; the loop sends the rest."""
+    views = [memoryview(b) for b in buffers if len(b)]
+    while views:
+        sent = sock.sendmsg(views)
+        while views and sent >= len(views[0]):
+            sent -= len(views.pop(0))
+        if sent:
+            views[0] = views[0][sent:]
 
 
 class CoalescingSocket:
@@ -40,7 +59,12 @@ class CoalescingSocket:
             self._held = bytes(data)
             return
         if self._held is not None:
-            data, self._held = self._held + data, None
+            held, self._held = self._held, None
+            if len(data) < JOINED_BELOW:
+                data = held + data
+            else:
+                send_buffers(self._sock, [held, data])
+                return
         self._sock.sendall(data)
 
     def sendfile(self, file: object, offset: int = 0, count: int | None = None) -> int:

@@ -73,10 +73,15 @@ LOG_DROPPED = Counter(
 
 _served = {"version": None}
 _served_lock = threading.Lock()
+# Children of REQUESTS and LATENCY by (method, endpoint, status), of PREDICTIONS by label text.
+_REQUEST_CHILDREN: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+_PREDICTION_CHILDREN: dict[str, Counter] = {}
 
 
 def note_version(version: str) -> None:
     """Mark ``version`` as served by this process (and the one before as not)."""
+    if _served["version"] == version:  # every prediction asks; the lock is for a change only
+        return
     with _served_lock:
         previous = _served["version"]
         if previous == version:
@@ -117,8 +122,9 @@ def _field_label(field: str | None, known: frozenset[str]) -> str:
 
 def matched_rule() -> str | None:
     """The rule the request's path matched, also when its method did not (a 405)."""
-    if request.url_rule is not None:
-        return request.url_rule.rule
+    rule = request.url_rule
+    if rule is not None:
+        return rule.rule
     error = request.routing_exception
     if isinstance(error, MethodNotAllowed) and error.valid_methods:
         # Match the path again with a method the route has: same rule, without the 405.
@@ -138,28 +144,54 @@ def endpoint_label(endpoints: Mapping[str, str]) -> str:
     return UNMATCHED if rule is None else endpoints.get(rule, rule)
 
 
-def observe(response: Response, modeler: Modeler, endpoints: Mapping[str, str]) -> Response:
-    """``after_request``: count the request, its latency, its predictions or its bad fields."""
-    labels = (request.method, endpoint_label(endpoints), str(response.status_code))
-    REQUESTS.labels(*labels).inc()
-    LATENCY.labels(*labels).observe(request_context.elapsed_seconds())
-    result = request_context.inference()
+def _request_children(method: str, endpoint: str, status: int) -> tuple[Counter, Histogram]:
+    """The request counter's and latency histogram's children for these labels, made once:
+    ``labels()`` checks and joins its values and takes a lock on every call."""
+    key = (method, endpoint, status)
+    children = _REQUEST_CHILDREN.get(key)
+    if children is None:
+        labels = (method, endpoint, str(status))
+        children = _REQUEST_CHILDREN[key] = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
+    return children
+
+
+def _prediction_child(label: object) -> Counter:
+    # Keyed by the label's text, as prometheus-client keys it: True and 1 are one dict key.
+    text = str(label)
+    child = _PREDICTION_CHILDREN.get(text)
+    if child is None:
+        child = _PREDICTION_CHILDREN[text] = PREDICTIONS.labels(text)
+    return child
+
+
+def observe(
+    response: Response, facts: request_context.RequestFacts, modeler: Modeler, endpoints: Mapping[str, str]
+) -> None:
+    """A reader of ``request_context.finish``: count the request, its latency, its predictions
+    or its bad fields."""
+    requests, latency = _request_children(request.method, endpoint_label(endpoints), response.status_code)
+    requests.inc()
+    latency.observe(facts.elapsed)
+    result = facts.inference
     if result is not None:
         note_version(result.version)
         if result.predictor.can(LABELS):
-            # One increment per class, not per row: a 10,000-row batch costs three. An integer
-            # label (0/1) is its decimal text, as in its JSON answer.
-            for label, count in collections.Counter(result.labels).items():
-                PREDICTIONS.labels(str(label)).inc(count)
+            labels = result.labels
+            if len(labels) == 1:  # a single row: no tally to build
+                _prediction_child(labels[0]).inc()
+            else:
+                # One increment per class, not per row: a 10,000-row batch costs three. An
+                # integer label (0/1) is its decimal text, as in its JSON answer.
+                for label, count in collections.Counter(labels).items():
+                    _prediction_child(label).inc(count)
         else:  # a regressor: its rows are counted, under an empty class (no class label at all)
-            PREDICTIONS.labels("").inc(len(result.answers))
-    error = request_context.error()
+            _prediction_child("").inc(len(result.answers))
+    error = facts.error
     if isinstance(error, InvalidInput):
         known = BODY_KEYS | frozenset(modeler.features if modeler.is_ready else ())
         fields = collections.Counter(_field_label(problem.field, known) for problem in error.errors)
         for field, count in fields.items():
             VALIDATION_FAILURES.labels(field).inc(count)
-    return response
 
 
 def exposition() -> bytes:
@@ -185,9 +217,14 @@ def serve_metrics(modeler: Modeler) -> Response:
     return Response(exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
-def init_app(app: Flask, modeler: Modeler, endpoints: Mapping[str, str]) -> None:
-    """Count every request (``endpoints`` maps each alias rule to its route's) and subscribe to
-    the model's events; the route table serves ``/metrics`` with :func:`serve_metrics`."""
-    app.after_request(lambda response: observe(response, modeler, endpoints))
+def reader(modeler: Modeler, endpoints: Mapping[str, str]) -> request_context.Reader:
+    """The request counting, as a reader for ``request_context.init_app`` (``endpoints`` maps
+    each alias rule to its route's)."""
+    return lambda response, facts: observe(response, facts, modeler, endpoints)
+
+
+def init_app(app: Flask, modeler: Modeler) -> None:
+    """Subscribe to the model's events; the route table serves ``/metrics`` with
+    :func:`serve_metrics`, and :func:`reader` counts each request."""
     modeler.subscribe(on_model_event)
     refresh_model_info(modeler)
