@@ -270,15 +270,16 @@ class Modeler:
 
     # -- predict -------------------------------------------------------------------------
 
-    def infer(self, x: object, *, estimator_walk: bool = False) -> Inference:
-        """Validate ``x`` and predict it; the result carries the version that computed it.
+    def infer(self, x: object, *, estimator_walk: bool = False, model: LoadedModel | None = None) -> Inference:
+        """Validate ``x`` and predict it; the result carries the version that computed it: the
+        current one, or ``model`` (a :meth:`saved_version`, e.g. a pinned or a candidate version).
 
         A batch is answered without scikit-learn (so a server never unpickles the estimator);
         ``estimator_walk=True`` lets the predictor use scikit-learn's own compiled walk instead,
         about 3x faster on a million rows, identical by construction (for in-process batches).
         Raises :class:`~modeler.errors.InvalidInput` naming every bad field.
         """
-        model = self._versions.current()
+        model = model or self._versions.current()
         rows, single = to_rows(x, model.features)
         answers = model.predictor.answer(rows, single=single, use_estimator=estimator_walk)
         return Inference(model.version, model.features, rows, single, answers, model.predictor, model.ranges)

@@ -164,6 +164,7 @@ VERB_ARGS = {
     "predict": ["[5.0, 3.2, 1.5, 0.3]"],
     "score": ["flowers.csv"],
     "log": ["export", "-o", "log.csv"],
+    "rollout": ["status", "iris"],
 }
 
 

@@ -62,6 +62,13 @@ MODEL_INFO = Gauge(
     "mldeploy_model_info", "The model version being served (value 1).", ["version"], multiprocess_mode="livemostrecent"
 )
 MODEL_EVENTS = Counter("mldeploy_model_events_total", "Model loads and trainings, by event.", ["event"])
+# Several models and rollouts: which model and version answered (role: current, pinned, candidate,
+# or shadow for a candidate's copy that was never returned).
+MODEL_ANSWERS = Counter(
+    "mldeploy_model_answers_total",
+    "Prediction requests answered, by model, version and role.",
+    ["model", "version", "role"],
+)
 
 _served = {"version": None}
 _served_lock = threading.Lock()
@@ -77,6 +84,11 @@ def note_version(version: str) -> None:
             MODEL_INFO.labels(previous).set(0)
         MODEL_INFO.labels(version).set(1)
         _served["version"] = version
+
+
+def count_model_answer(model: str, version: str, role: str) -> None:
+    """Count one prediction request answered by ``model``'s ``version`` in ``role``."""
+    MODEL_ANSWERS.labels(model, version, role).inc()
 
 
 def count_out_of_range(fields: Iterable[str]) -> None:
@@ -127,7 +139,7 @@ def observe(response: Response, modeler: Modeler, endpoints: Mapping[str, str]) 
     LATENCY.labels(*labels).observe(request_context.elapsed_seconds())
     result = request_context.inference()
     if result is not None:
-        note_version(result.version)
+        refresh_model_info(modeler)  # the current version: a pinned or candidate answer is not "served"
         # One increment per class, not per row: a 10,000-row batch costs three.
         for label, count in collections.Counter(result.labels).items():
             PREDICTIONS.labels(label).inc(count)

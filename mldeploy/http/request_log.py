@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import logging.config
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from pythonjsonlogger.json import JsonFormatter
 
 from mldeploy.http import request_context
@@ -68,6 +68,8 @@ def log_request(response: Response) -> Response:
             "path": request.path,
             "status": response.status_code,
             "latency_ms": round(request_context.elapsed_seconds() * 1000, 3),
+            "model": g.get("model_name"),
+            "model_role": g.get("model_role"),
             "model_version": result.version if result else None,
             "rows": len(result.rows) if result else None,
         },
