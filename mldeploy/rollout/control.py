@@ -80,8 +80,9 @@ def start(modeler: Modeler, name: str, version: str, *, percent: float = 10.0, s
         if version == current.version:
             raise RolloutConflict(f"version {version!r} is already the current version of model {name!r}")
         try:
+            # Verified (sha256, the scikit-learn it was saved with) and loaded as it will serve; the
+            # full check (unpickling the estimator, which imports scikit-learn) comes with promote.
             candidate = modeler.saved_version(version)
-            _ = candidate.estimator  # the full check, as an activation makes
         except VersionNotFound as exc:
             raise VersionNotFound(f"model {name!r} has no saved version {version!r}") from exc
         except ModelNotReady as exc:  # corrupt, or saved by another scikit-learn
