@@ -553,10 +553,13 @@ def build_spec(
     routes: Iterable[Route],
     features: Sequence[str] | None = None,
     version: str | None = None,
+    model_names: Sequence[str] = (),
 ) -> dict:
     """The OpenAPI 3.1 document of ``routes`` for an app with ``config`` serving the model
-    ``version`` with ``features`` (both None while no model is loaded)."""
-    known = {"model_name": [str(config.get("MODEL_NAME", ""))], "model_version": [version] if version else []}
+    ``version`` with ``features`` (both None while no model is loaded), and the models
+    ``model_names`` (default: ``MLDEPLOY_MODEL_NAME`` alone)."""
+    names = list(model_names) or [str(config.get("MODEL_NAME", ""))]
+    known = {"model_name": names, "model_version": [version] if version else []}
     paths: dict[str, dict] = {}
     for route in routes:
         path = openapi_path(route.path)

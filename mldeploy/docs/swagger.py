@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from flask_swagger_ui import get_swaggerui_blueprint
 
+from mldeploy.api.v2.resources import MODELS_EXTENSION
 from mldeploy.docs.openapi import build_spec
 from mldeploy.http.readiness import Readiness
 
@@ -56,16 +57,18 @@ def init_app(app: Flask, readiness: Readiness, routes: Iterable[Route]) -> None:
     routes = tuple(routes)
 
     @functools.lru_cache(maxsize=1)
-    def spec_json(features: tuple[str, ...] | None, version: str | None) -> bytes:
+    def spec_json(features: tuple[str, ...] | None, version: str | None, names: tuple[str, ...]) -> bytes:
         # The document depends on the config, fixed once the app is built, and on the served
-        # model: built and serialised once per model version, not on every request.
-        return jsonify(build_spec(app.config, routes, features, version)).get_data()
+        # models: built and serialised once per model version (and set of models), not on every request.
+        return jsonify(build_spec(app.config, routes, features, version, names)).get_data()
 
     def body() -> bytes:
         modeler = readiness.modeler
+        models = app.extensions.get(MODELS_EXTENSION)  # the server's models, when it has several
+        names = tuple(models.names()) if models is not None else ()
         # Never load or train for the docs: the schemas name the features and the version once
         # they are known.
         model = modeler.ensure_ready() if modeler.is_ready else None
-        return spec_json(model.features, model.version) if model else spec_json(None, None)
+        return spec_json(model.features, model.version, names) if model else spec_json(None, None, names)
 
     app.extensions[EXTENSION] = body
