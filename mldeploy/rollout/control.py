@@ -57,11 +57,22 @@ def check_percent(percent: object) -> float:
 
 
 @contextlib.contextmanager
-def rollout_lock(folder: Path) -> Iterator[None]:
+def held(lock: filelock.BaseFileLock, what: str) -> Iterator[None]:
+    """Hold ``lock``; a RolloutConflict (409) when another process keeps it past its timeout."""
+    try:
+        lock.acquire()
+    except filelock.Timeout as exc:
+        raise RolloutConflict(f"another process has held the {what} for over {lock.timeout:g} s") from exc
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def rollout_lock(folder: Path) -> contextlib.AbstractContextManager[None]:
     """The model's rollout lock: one change at a time across processes."""
     Path(folder).mkdir(parents=True, exist_ok=True)
-    with filelock.FileLock(Path(folder) / LOCK_FILE, timeout=LOCK_TIMEOUT):
-        yield
+    return held(filelock.FileLock(Path(folder) / LOCK_FILE, timeout=LOCK_TIMEOUT), "rollout lock")
 
 
 def start(modeler: Modeler, name: str, version: str, *, percent: float = 10.0, shadow: bool = False) -> Rollout:
@@ -115,11 +126,17 @@ def _active(folder: Path, name: str) -> Rollout:
 
 
 def promote(modeler: Modeler, name: str) -> Rollout:
-    """Make the candidate current (an activation, verified first) and end the rollout."""
+    """Make the candidate current and end the rollout. The pointer moves under the model's writer
+    lock, as an activation's does, without unpickling the estimator: the candidate was verified
+    when the rollout started (sha256, the scikit-learn it was saved with) and every worker has been
+    answering from those very files since; the pickle's own check would import scikit-learn into a
+    serving worker under load (seconds on a busy machine)."""
     folder = Path(modeler.model_dir)
     with rollout_lock(folder):
         rollout = _active(folder, name)
-        modeler.activate(rollout.candidate)
+        modeler.store.read_metadata(rollout.candidate)  # still saved (404 naming it if deleted since)
+        with held(modeler.store.lock(LOCK_TIMEOUT), "model's writer lock"):
+            modeler.store.activate(rollout.candidate)
         ended = _ended(rollout, PROMOTED, "promoted")
         write_rollout(folder, ended)
     log.info("rollout %s of model %s promoted: %s is current", rollout.id, name, rollout.candidate)
