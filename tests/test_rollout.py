@@ -187,10 +187,11 @@ def test_promote_and_abort_under_load_fail_no_request(server, action: str) -> No
         f"\n{action} under load: {len(load.answers)} requests, failed={len(failed)}, before={dict(before)}, "
         f"one poll interval after={dict(after)}"
     )
-    if action == "promote":  # back to the baseline for the next test
+    if action == "promote":  # back to the baseline by hand: the ended rollout no longer decides
         activated = run_cli(models, "activate", baseline)
         assert activated.returncode == 0, activated.stderr
-        time.sleep(POLL + 0.2)
+        time.sleep(2 * POLL + 0.2)
+        assert {v for _, v in predict_all(base, flowers(100, seed=9))} == {baseline}
     assert failed == []
     assert set(before) == {baseline, candidate}  # the canary was on
     assert set(after) == {winner} and sum(after.values()) > 100

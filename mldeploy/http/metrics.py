@@ -62,8 +62,7 @@ MODEL_INFO = Gauge(
     "mldeploy_model_info", "The model version being served (value 1).", ["version"], multiprocess_mode="livemostrecent"
 )
 MODEL_EVENTS = Counter("mldeploy_model_events_total", "Model loads and trainings, by event.", ["event"])
-# Several models and rollouts: which model and version answered (role: current, pinned, candidate,
-# or shadow for a candidate's copy that was never returned).
+# Several models and rollouts: which model and version answered (role: current, pinned or candidate).
 MODEL_ANSWERS = Counter(
     "mldeploy_model_answers_total",
     "Prediction requests answered, by model, version and role.",

@@ -149,11 +149,14 @@ class ModelRollout:
         """The rollout's candidate version, loaded (and kept in the pinned cache)."""
         return self.registry.pinned.get(self.name, rollout.candidate, self.modeler)
 
-    def record(self, rollout: Rollout, arm: str, result: Inference, seconds: float, **more: float) -> None:
+    def record(self, rollout: Rollout, arm: str, labels: list, seconds: float, **more: float) -> None:
         """Count one answer of ``arm``: the request, its rows, its latency and its classes."""
-        counts: dict[str, float] = collections.Counter(counters.CLASS_PREFIX + str(label) for label in result.labels)
+        if len(labels) == 1:  # the common request: no Counter (it costs more than the prediction)
+            counts: dict[str, float] = {counters.CLASS_PREFIX + str(labels[0]): 1}
+        else:
+            counts = collections.Counter(counters.CLASS_PREFIX + str(label) for label in labels)
         counts[counters.REQUESTS] = 1
-        counts[counters.ROWS] = len(result.labels)
+        counts[counters.ROWS] = len(labels)
         counts[counters.LATENCY_PREFIX + str(latency_bucket(seconds))] = 1
         counts.update(more)
         self.counters.add(rollout.id, arm, counts)
@@ -199,9 +202,11 @@ class RoutedModel(ServedModel):
 
     def _promoted(self, rollout: Rollout, x: object) -> Inference:
         """Right after a promotion this process may not have followed the pointer yet: the
-        promoted version answers all the same."""
+        promoted version answers all the same, for at most two poll intervals after this process
+        saw the promotion (by then the pointer is followed, and a later activation rules)."""
         current = self.modeler.ensure_ready()
-        if current.version == rollout.candidate:
+        follower = self.rollout.follower
+        if current.version == rollout.candidate or time.monotonic() > follower.seen_at + 2 * follower.poll_interval:
             return super().infer(x)
         result = self.modeler.infer(x, model=self.rollout.candidate(rollout))
         note_answer(self.name, result.version, CURRENT)
@@ -225,7 +230,7 @@ class RoutedModel(ServedModel):
         except Exception:
             self.rollout.counters.add(rollout.id, BASELINE, {counters.REQUESTS: 1, counters.ERRORS: 1})
             raise
-        self.rollout.record(rollout, BASELINE, result, time.perf_counter() - started)
+        self.rollout.record(rollout, BASELINE, result.labels, time.perf_counter() - started)
         note_answer(self.name, result.version, CURRENT)
         return result
 
@@ -240,7 +245,7 @@ class RoutedModel(ServedModel):
             log.exception("candidate %s of model %s failed; the current version answers", rollout.candidate, self.name)
             self.rollout.counters.add(rollout.id, CANDIDATE, {counters.REQUESTS: 1, counters.ERRORS: 1})
             return None
-        self.rollout.record(rollout, CANDIDATE, result, time.perf_counter() - started)
+        self.rollout.record(rollout, CANDIDATE, result.labels, time.perf_counter() - started)
         note_answer(self.name, result.version, CANDIDATE_ROLE)
         # Agreement on the same rows: the baseline answers them too, after the answer went out.
         self._after_answer(rollout, lambda: self._compare(rollout, x, result))
@@ -255,19 +260,20 @@ class RoutedModel(ServedModel):
         after_answer(job, self.jobs, lambda: self.rollout.counters.add(rollout.id, CANDIDATE, {counters.DROPPED: 1}))
 
     def _shadow(self, rollout: Rollout, x: object, primary: Inference) -> None:
-        """The candidate answers a copy of the request; its answer is counted, never returned."""
+        """The candidate answers a copy of the request; its answer is counted, never returned.
+        It answers the rows the primary validated (the two take the same fields: the rollout's
+        start checks it), so a copy costs the candidate's prediction and no second validation."""
         started = time.perf_counter()
         try:
-            shadow = self.modeler.infer(x, model=self.rollout.candidate(rollout))
+            labels = self.rollout.candidate(rollout).predictor.answer(primary.rows, single=primary.single).labels()
         except Exception:
             self.rollout.counters.add(rollout.id, CANDIDATE, {counters.REQUESTS: 1, counters.ERRORS: 1})
             return
         seconds = time.perf_counter() - started
-        agreed = sum(a == b for a, b in zip(primary.labels, shadow.labels, strict=True))
+        agreed = sum(a == b for a, b in zip(primary.labels, labels, strict=True))
         self.rollout.record(
-            rollout, CANDIDATE, shadow, seconds, **{counters.COMPARED: len(shadow.labels), counters.AGREED: agreed}
+            rollout, CANDIDATE, labels, seconds, **{counters.COMPARED: len(labels), counters.AGREED: agreed}
         )
-        metrics.count_model_answer(self.name, shadow.version, SHADOW)
 
     def _compare(self, rollout: Rollout, x: object, answered: Inference) -> None:
         """Agreement of the candidate's answer with the baseline's on the same rows."""

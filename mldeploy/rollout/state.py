@@ -89,6 +89,8 @@ class RolloutFollower:
         self._stamp: tuple[int, int, int] | None = None
         self._next_poll = 0.0
         self._lock = threading.Lock()
+        # When this process first saw the state it holds (monotonic seconds).
+        self.seen_at = 0.0
 
     def current(self) -> Rollout | None:
         """The model's last rollout, as of at most ``poll_interval`` seconds ago."""
@@ -105,6 +107,7 @@ class RolloutFollower:
             if stamp != self._stamp:
                 self._stamp = stamp
                 self._rollout = read_rollout(self.folder) if stamp is not None else None
+                self.seen_at = now
         return self._rollout
 
     def refresh(self) -> Rollout | None:
