@@ -169,22 +169,25 @@ def switch_under_load(server: Server, baseline: str, candidate: str, action: str
 def shadow_cost(server: Server, candidate: str, rounds: int, work: Path) -> dict:
     body = work / "row.json"
     body.write_text(json.dumps(SEED_ROW))
-    off, on, rps_off, rps_on, cpu_off, cpu_on = [], [], [], [], [], []
-    for _ in range(rounds):
-        w = wrk(server.port, body, 16, server.proc.pid)
-        off.append(w["p50_us"])
-        rps_off.append(w["rps"])
-        cpu_off.append(w["cpu_per_request"])
-        server.admin("start", {"version": candidate, "shadow": True})
-        time.sleep(POLL + 0.2)
-        w = wrk(server.port, body, 16, server.proc.pid)
-        on.append(w["p50_us"])
-        rps_on.append(w["rps"])
-        cpu_on.append(w["cpu_per_request"])
-        time.sleep(0.6)
-        status = requests.get(f"{server.base}/models/iris/rollout", timeout=30).json()
-        server.admin("abort")
-        time.sleep(POLL + 0.2)
+    runs: dict[bool, list[dict]] = {False: [], True: []}
+    status: dict = {}
+    for i in range(rounds):
+        # Alternate which goes first: a run right after a switch must not always be the same one.
+        for shadow in (False, True) if i % 2 == 0 else (True, False):
+            if shadow:
+                server.admin("start", {"version": candidate, "shadow": True})
+                time.sleep(POLL + 0.2)
+            runs[shadow].append(wrk(server.port, body, 16, server.proc.pid))
+            if shadow:
+                time.sleep(0.6)
+                status = requests.get(f"{server.base}/models/iris/rollout", timeout=30).json()
+                server.admin("abort")
+            time.sleep(POLL + 0.2)
+    off = [w["p50_us"] for w in runs[False]]
+    on = [w["p50_us"] for w in runs[True]]
+    rps_off, rps_on = [w["rps"] for w in runs[False]], [w["rps"] for w in runs[True]]
+    cpu_off = [w["cpu_per_request"] for w in runs[False]]
+    cpu_on = [w["cpu_per_request"] for w in runs[True]]
     return {
         "p50_off_us": median(off),
         "p50_on_us": median(on),

@@ -278,3 +278,22 @@ def test_the_state_refuses_what_it_cannot_do(server) -> None:
     assert again.status_code == 409 and "already has an active rollout" in again.json()["message"]
     listed = requests.get(f"{base}/models", timeout=10).json()
     assert listed["models"][0] == {"name": IRIS, "current": baseline, "default": True, "rollout": None}
+
+
+def test_the_python_client_drives_a_rollout(server) -> None:
+    from mldeploy_client import ApiError, Client
+
+    base, _, baseline, candidate = server
+    with Client(base, api_key=ADMIN_KEY) as client:
+        started = client.rollout_start(IRIS, candidate, percent=20)
+        assert started["rollout"]["candidate"] == candidate and started["rollout"]["percent"] == 20.0
+        assert client.models()["models"][0]["rollout"]["candidate"] == candidate
+        assert client.rollout_status(IRIS)["rollout"]["state"] == "active"
+        pinned = client.predict_with(IRIS, [5.0, 3.2, 1.5, 0.3], version=candidate)
+        assert pinned["ModelVersion"] == candidate
+        ended = client.rollout_abort(IRIS, reason="enough")
+        assert (ended["rollout"]["state"], ended["rollout"]["reason"]) == ("aborted", "enough")
+        with pytest.raises(ApiError) as refused:
+            client.rollout_promote(IRIS)
+        assert refused.value.status == 409 and "no active rollout" in str(refused.value)
+        assert client.predict_with(IRIS, [5.0, 3.2, 1.5, 0.3])["ModelVersion"] == baseline
