@@ -197,7 +197,11 @@ def status(folder: Path, name: str) -> dict:
     rollout = read_rollout(folder)
     if rollout is None:
         return {"model": name, "rollout": None}
-    totals = SharedCounters(folder).totals(rollout.id)
+    reader = SharedCounters(folder)
+    try:
+        totals = reader.totals(rollout.id)
+    finally:
+        reader.close()
     arms = {
         BASELINE: arm_summary(totals.get(BASELINE, {}), rollout.baseline),
         CANDIDATE: arm_summary(totals.get(CANDIDATE, {}), rollout.candidate),

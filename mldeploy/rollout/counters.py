@@ -141,6 +141,13 @@ class SharedCounters:
             raise
         return True
 
+    def close(self) -> None:
+        """Close this thread's connection to the file (a reader made for one look)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
     # -- reading -----------------------------------------------------------------------------
 
     def totals(self, rollout: str) -> dict[str, dict[str, float]]:
