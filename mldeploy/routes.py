@@ -13,6 +13,19 @@ from dataclasses import dataclass
 from flask import Blueprint, Flask, Response
 from flask_restful import Api, Resource
 
+from mldeploy.api.models import (
+    DefaultPredict,
+    Models,
+    NamedModelInfer,
+    NamedModelMetadata,
+    NamedModelReady,
+    NamedPredict,
+    PinnedPredict,
+    RolloutAbort,
+    RolloutPromote,
+    RolloutStart,
+    RolloutStatus,
+)
 from mldeploy.api.monitoring import Feedback, ModelDrift, ModelPerformance
 from mldeploy.api.resources import (
     Health,
@@ -21,21 +34,21 @@ from mldeploy.api.resources import (
     ModelTrain,
     ModelVersions,
     Playground,
-    Predict,
     Ready,
 )
-from mldeploy.api.v2.resources import ModelInfer, ModelMetadata, ModelReady, ServerLive, ServerMetadata, ServerReady
-from mldeploy.docs import monitoring, openapi, swagger
+from mldeploy.api.v2.resources import ServerLive, ServerMetadata, ServerReady
+from mldeploy.docs import monitoring, openapi, rollout_openapi, swagger
 from mldeploy.docs.openapi import Operation
 from mldeploy.http import metrics
 from mldeploy.http.auth import Access
 from mldeploy.http.readiness import Readiness
 from mldeploy.monitoring.gauges import LiveFigures, serve_metrics
 from mldeploy.monitoring.monitor import Monitor
+from mldeploy.rollout.routing import ServedModels
 from modeler.modeler import Modeler
 
 # The collaborators a resource may ask for (``Route.needs``), handed over as resource_class_kwargs.
-MODELER, READINESS, MONITOR, FIGURES = "modeler", "readiness", "monitor", "figures"
+MODELER, READINESS, MONITOR, FIGURES, MODELS = "modeler", "readiness", "monitor", "figures", "models"
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,9 @@ def v2(path: str, resource: type[Resource], op: Operation, method: str = "get", 
 
 V2_MODEL = "/v2/models/<string:model_name>"
 V2_VERSION = "/versions/<string:model_version>"
+MODELS_PATH = "/models"
+MODEL = MODELS_PATH + "/<string:model_name>"
+VERSION = V2_VERSION
 
 
 def v2_model(suffix: str, resource: type[Resource], op: Operation, method: str = "get", **options) -> list[Route]:
@@ -86,7 +102,7 @@ def v2_model(suffix: str, resource: type[Resource], op: Operation, method: str =
 
 ROUTES: tuple[Route, ...] = (
     Route("/", {"get": openapi.PLAYGROUND}, Playground, access=Access.OPEN),  # the page has its own key field
-    Route("/predict", {"post": openapi.PREDICT}, Predict, needs=(MODELER,)),
+    Route("/predict", {"post": openapi.PREDICT}, DefaultPredict, needs=(MODELS,)),
     Route("/health", {"get": openapi.HEALTH}, Health, access=Access.OPEN),
     Route("/ready", {"get": openapi.READY}, Ready, needs=(READINESS,), access=Access.OPEN),
     Route("/model", {"get": openapi.MODEL}, ModelInfo, needs=(MODELER,)),
@@ -113,9 +129,35 @@ ROUTES: tuple[Route, ...] = (
     v2("/v2", ServerMetadata, openapi.V2_SERVER),
     v2("/v2/health/live", ServerLive, openapi.V2_LIVE, access=Access.OPEN),
     v2("/v2/health/ready", ServerReady, openapi.V2_READY, needs=(READINESS,), access=Access.OPEN),
-    *v2_model("", ModelMetadata, openapi.V2_MODEL, needs=(MODELER,)),
-    *v2_model("/ready", ModelReady, openapi.V2_MODEL_READY, needs=(READINESS,)),
-    *v2_model("/infer", ModelInfer, openapi.V2_INFER, "post", needs=(MODELER,)),
+    *v2_model("", NamedModelMetadata, openapi.V2_MODEL, needs=(MODELS,)),
+    *v2_model("/ready", NamedModelReady, openapi.V2_MODEL_READY, needs=(READINESS, MODELS)),
+    *v2_model("/infer", NamedModelInfer, openapi.V2_INFER, "post", needs=(MODELS,)),
+    # Several models (the default one is also /predict), pinned versions, rollouts.
+    Route(MODELS_PATH, {"get": rollout_openapi.MODELS}, Models, needs=(MODELS,)),
+    Route(MODEL + "/predict", {"post": rollout_openapi.NAMED_PREDICT}, NamedPredict, needs=(MODELS,)),
+    Route(MODEL + VERSION + "/predict", {"post": rollout_openapi.PINNED_PREDICT}, PinnedPredict, needs=(MODELS,)),
+    Route(MODEL + "/rollout", {"get": rollout_openapi.ROLLOUT_STATUS}, RolloutStatus, needs=(MODELS,)),
+    Route(
+        MODEL + "/rollout/start",
+        {"post": rollout_openapi.ROLLOUT_START},
+        RolloutStart,
+        needs=(MODELS,),
+        access=Access.ADMIN,
+    ),
+    Route(
+        MODEL + "/rollout/promote",
+        {"post": rollout_openapi.ROLLOUT_PROMOTE},
+        RolloutPromote,
+        needs=(MODELS,),
+        access=Access.ADMIN,
+    ),
+    Route(
+        MODEL + "/rollout/abort",
+        {"post": rollout_openapi.ROLLOUT_ABORT},
+        RolloutAbort,
+        needs=(MODELS,),
+        access=Access.ADMIN,
+    ),
 )
 
 
@@ -129,9 +171,17 @@ def endpoint_labels() -> dict[str, str]:
     return {alias: route.path for route in ROUTES for alias in route.aliases}
 
 
-def register(app: Flask, api: Api, modeler: Modeler, readiness: Readiness, monitor: Monitor) -> None:
+def register(
+    app: Flask, api: Api, modeler: Modeler, readiness: Readiness, monitor: Monitor, models: ServedModels
+) -> None:
     """Bind every route of the table to its resource, view or blueprint."""
-    collaborators = {MODELER: modeler, READINESS: readiness, MONITOR: monitor, FIGURES: LiveFigures(monitor)}
+    collaborators = {
+        MODELER: modeler,
+        READINESS: readiness,
+        MONITOR: monitor,
+        FIGURES: LiveFigures(monitor),
+        MODELS: models,
+    }
     blueprints: set[Callable[[], Blueprint]] = set()
     for route in ROUTES:
         if route.resource is not None:

@@ -317,6 +317,15 @@ class Settings:
     log_close_timeout: float = field(default=5.0, metadata=parsed_by(number(0)))
     # Rows that /model/performance and /model/drift read by default, and /metrics' live gauges read.
     monitoring_window: int = field(default=1000, metadata=parsed_by(integer(1, 100_000)))
+    # Several models and rollouts (mldeploy/rollout/). Saved versions other than the current ones
+    # (pinned routes, rollout candidates) kept loaded per worker, the least recently used dropped.
+    version_cache: int = field(default=4, metadata=parsed_by(integer(1)))
+    # A rollout aborts itself when its candidate's error rate passes this share (0.05 is 5 %)...
+    rollout_error_limit: float = field(default=0.05, metadata=parsed_by(number(0)))
+    # ...once the candidate has answered at least this many requests.
+    rollout_min_requests: int = field(default=20, metadata=parsed_by(integer(1)))
+    # Copies waiting for a shadow candidate (and canary agreement checks) per worker; more are dropped.
+    shadow_queue: int = field(default=1000, metadata=parsed_by(integer(1)))
     # gunicorn only, from here on. The address it binds; None means HOST:PORT.
     bind: str | None = field(default=None, metadata=parsed_by(optional(text)))
     # gunicorn worker processes (the name Heroku and gunicorn itself use).

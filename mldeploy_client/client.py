@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -292,6 +293,42 @@ class Client:
         else:
             body = [dict(item) for item in request_id]
         return self._json("POST", "/feedback", body)
+
+    def models(self) -> dict:
+        """``GET /models``: every model of the server, its current version and its rollout."""
+        return self._json("GET", "/models")
+
+    def predict_with(
+        self, name: str, row: Mapping[str, object] | Sequence[float] | pd.Series, version: str | None = None
+    ) -> dict:
+        """Score one row with model ``name`` (``/models/<name>/predict``), or with its saved
+        ``version``, current or not (``/models/<name>/versions/<version>/predict``)."""
+        if isinstance(row, pd.Series):
+            row = row.to_dict()
+        path = f"/models/{quote(name, safe='')}"
+        if version is not None:
+            path += f"/versions/{quote(version, safe='')}"
+        return self._json("POST", path + "/predict", dict(row) if isinstance(row, Mapping) else {"features": row})
+
+    def rollout_start(self, name: str, version: str, percent: float = 10.0, *, shadow: bool = False) -> dict:
+        """Start a canary of saved ``version`` of model ``name`` (``percent`` of its requests), or
+        a shadow (a copy of each request); the client's key must be the admin key."""
+        body: dict[str, object] = {"version": version, "shadow": shadow}
+        if not shadow:
+            body["percent"] = percent
+        return self._json("POST", f"/models/{quote(name, safe='')}/rollout/start", body)
+
+    def rollout_status(self, name: str) -> dict:
+        """Model ``name``'s last rollout and how candidate and baseline compare over it."""
+        return self._json("GET", f"/models/{quote(name, safe='')}/rollout")
+
+    def rollout_promote(self, name: str) -> dict:
+        """Make the rollout's candidate the current version of model ``name`` (admin key)."""
+        return self._json("POST", f"/models/{quote(name, safe='')}/rollout/promote", {})
+
+    def rollout_abort(self, name: str, reason: str | None = None) -> dict:
+        """End model ``name``'s rollout; its current version answers everything (admin key)."""
+        return self._json("POST", f"/models/{quote(name, safe='')}/rollout/abort", {"reason": reason} if reason else {})
 
     def performance(self, window: int | str | None = None, version: str | None = None) -> dict:
         """``GET /model/performance``: live accuracy, per-class precision/recall/F1 and the confusion

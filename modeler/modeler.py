@@ -339,8 +339,16 @@ class Modeler:
 
     # -- predict -------------------------------------------------------------------------
 
-    def infer(self, x: object, *, estimator_walk: bool = False, request_id: str | None = None) -> Inference:
-        """Validate ``x`` and predict it; the result carries the version that computed it.
+    def infer(
+        self,
+        x: object,
+        *,
+        estimator_walk: bool = False,
+        request_id: str | None = None,
+        model: LoadedModel | None = None,
+    ) -> Inference:
+        """Validate ``x`` and predict it; the result carries the version that computed it: the
+        current one, or ``model`` (a :meth:`saved_version`, e.g. a pinned or a candidate version).
 
         A batch is answered without scikit-learn where the model has a compiled path (so a server
         never unpickles the estimator); ``estimator_walk=True`` lets the single tree use
@@ -349,7 +357,7 @@ class Modeler:
         naming every bad field (its row, and the problem). With a
         ``prediction_log``, the rows are recorded under ``request_id`` (else a new id).
         """
-        model = self._versions.current()
+        model = model or self._versions.current()
         schema = model.schema
         typed = None
         if schema.numeric_only:  # the float fast path (the default model's)

@@ -167,6 +167,7 @@ VERB_ARGS = {
     "score": ["flowers.csv"],
     "log": ["export", "-o", "log.csv"],
     "import": ["model.pkl"],
+    "rollout": ["status", "iris"],
 }
 
 

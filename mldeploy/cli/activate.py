@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from mldeploy.cli.context import configured_modeler
+from mldeploy.cli.model_name import add_name_argument, named_modeler
 from mldeploy.cli.output import print_json
 
 
@@ -18,12 +18,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Servers on the same model directory follow without a restart.",
     )
     parser.add_argument("version", metavar="VERSION", help="a version id, as `versions` lists them")
+    add_name_argument(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Activate, print the version's summary."""
-    modeler = configured_modeler()
+    modeler = named_modeler(args)
     metadata = modeler.activate(args.version)
     print_json(next((v for v in modeler.versions(summary=True) if v["version"] == metadata["version"]), metadata))
     return 0

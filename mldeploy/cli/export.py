@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mldeploy.cli.context import configured_modeler
+from mldeploy.cli.model_name import add_name_argument, named_modeler
 
 FORMATS = ("onnx",)
 
@@ -21,12 +21,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("version", metavar="VERSION", help="a version id, as `versions` lists them")
     parser.add_argument("--format", choices=FORMATS, default="onnx", help="output format (default: %(default)s)")
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="file to write")
+    add_name_argument(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the version, convert it, write the file atomically."""
-    model = configured_modeler().saved_version(args.version)
+    model = named_modeler(args).saved_version(args.version)
     from modeler.onnx_export import write_onnx  # imports the model stack: only when exporting
 
     size = write_onnx(model, args.output)

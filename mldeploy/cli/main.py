@@ -8,13 +8,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mldeploy.cli import activate, export, import_, info, log, predict, score, serve, train, versions
+from mldeploy.cli import activate, export, import_, info, log, predict, rollout, score, serve, train, versions
 from mldeploy.cli.exit_codes import EXIT_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_NOT_READY, EXIT_USAGE
 from mldeploy.extras import MissingExtra
 from mldeploy.settings import SettingsError, load_settings
 from modeler.errors import InvalidInput, ModelerError, ModelNotReady, VersionNotFound
 
-COMMANDS = (serve, train, import_, info, versions, activate, export, predict, score, log)
+COMMANDS = (serve, train, import_, info, versions, activate, export, predict, score, log, rollout)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mldeploy.cli.context import configured_modeler
+from mldeploy.cli.model_name import add_name_argument, named_modeler
 from mldeploy.cli.output import print_json
 
 
@@ -26,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("rows", nargs="?", metavar="ROWS", help="JSON rows (default: read stdin)")
     parser.add_argument("--explain", action="store_true", help="add each row's Explanation (as ?explain=true)")
+    add_name_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -38,6 +39,6 @@ def run(args: argparse.Namespace) -> int:
 
     text = args.rows if args.rows is not None else sys.stdin.read()
     rows = rows_from_body(parse_json(text.encode()), load_settings().max_batch_rows)
-    result = configured_modeler().infer(rows)
+    result = named_modeler(args).infer(rows)
     print_json(predict_answer(result, explain=args.explain))
     return 0

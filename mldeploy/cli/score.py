@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mldeploy.cli.context import configured_modeler
 from mldeploy.cli.exit_codes import EXIT_INVALID_INPUT, EXIT_OK, EXIT_USAGE
+from mldeploy.cli.model_name import add_name_argument, named_modeler
 from mldeploy.scoring.names import FORMATS, default_errors, default_output, format_of
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="score on Dask: on the scheduler at SCHEDULER_ADDRESS (e.g. tcp://10.0.0.5:8786), or on a "
         "local cluster of 2 worker processes when none is given; the output is then a folder of parts",
     )
+    add_name_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    modeler = configured_modeler()
+    modeler = named_modeler(args)
     model = modeler.ensure_ready()  # one version for the whole run, even if CURRENT moves meanwhile
     from mldeploy.scoring.formats import total_rows
     from mldeploy.scoring.local import score_file

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from mldeploy.cli.context import configured_modeler
+from mldeploy.cli.model_name import add_name_argument, named_modeler
 from mldeploy.cli.output import print_json
 
 
@@ -44,12 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train even when the data's input fields differ from the current version's "
         "(clients must then send the new fields); refused otherwise",
     )
+    add_name_argument(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Train, print the new version's metadata."""
-    modeler = configured_modeler().fit(
+    modeler = named_modeler(args).fit(
         dict(args.param), allow_schema_change=args.allow_schema_change, estimator=args.estimator
     )
     print_json(modeler.metadata)

@@ -705,11 +705,18 @@ def operation_object(
     return doc
 
 
-def build_spec(config: Mapping[str, object], routes: Iterable[Route], model: DocumentedModel | None = None) -> dict:
+def build_spec(
+    config: Mapping[str, object],
+    routes: Iterable[Route],
+    model: DocumentedModel | None = None,
+    model_names: Sequence[str] = (),
+) -> dict:
     """The OpenAPI 3.1 document of ``routes`` for an app with ``config`` serving ``model`` (None
-    while no model is loaded)."""
+    while no model is loaded), and the models ``model_names`` (default: ``MLDEPLOY_MODEL_NAME``
+    alone)."""
     version = model.version if model is not None else None
-    known = {"model_name": [str(config.get("MODEL_NAME", ""))], "model_version": [version] if version else []}
+    names = list(model_names) or [str(config.get("MODEL_NAME", ""))]
+    known = {"model_name": names, "model_version": [version] if version else []}
     paths: dict[str, dict] = {}
     for route in routes:
         path = openapi_path(route.path)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from flask_swagger_ui import get_swaggerui_blueprint
 
+from mldeploy.api.v2.resources import MODELS_EXTENSION
 from mldeploy.docs.openapi import DocumentedModel, build_spec
 from mldeploy.http.readiness import Readiness
 
@@ -56,23 +57,25 @@ def init_app(app: Flask, readiness: Readiness, routes: Iterable[Route]) -> None:
     routes = tuple(routes)
 
     @functools.lru_cache(maxsize=1)
-    def spec_json(model: DocumentedModel | None) -> bytes:
+    def spec_json(model: DocumentedModel | None, names: tuple[str, ...]) -> bytes:
         # The document depends on the config, fixed once the app is built, and on the served
-        # model: built and serialised once per model version, not on every request.
-        return jsonify(build_spec(app.config, routes, model)).get_data()
+        # models: built and serialised once per model version (and set of models), not on every request.
+        return jsonify(build_spec(app.config, routes, model, names)).get_data()
 
     described: dict[str, DocumentedModel] = {}  # one entry: the version served
 
     def body() -> bytes:
         modeler = readiness.modeler
+        models = app.extensions.get(MODELS_EXTENSION)  # the server's models, when it has several
+        names = tuple(models.names()) if models is not None else ()
         # Never load or train for the docs: the schemas name the fields and the version once
         # they are known.
         model = modeler.ensure_ready() if modeler.is_ready else None
         if model is None:
-            return spec_json(None)
+            return spec_json(None, names)
         if model.version not in described:
             described.clear()
             described[model.version] = DocumentedModel.of(model)
-        return spec_json(described[model.version])
+        return spec_json(described[model.version], names)
 
     app.extensions[EXTENSION] = body

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from flask import Flask
 
 from mldeploy import routes
+from mldeploy.api.v2.resources import MODELS_EXTENSION
 from mldeploy.docs import swagger
 from mldeploy.http import (
     auth,
@@ -23,6 +24,7 @@ from mldeploy.http import (
 from mldeploy.http.readiness import Readiness
 from mldeploy.monitoring import recording
 from mldeploy.monitoring.monitor import Monitor
+from mldeploy.rollout.routing import ServedModels
 from mldeploy.settings import FIELDS, Settings, SettingsError, load_settings, make_modeler
 from modeler.modeler import Modeler
 
@@ -63,7 +65,9 @@ def create_app(config: Mapping[str, object] | Settings | None = None, modeler: M
     # Flask-RESTful writes responses with its own stdlib output_json unless told otherwise.
     api.representation("application/json")(jsonio.output_json)
     app.extensions[API_EXTENSION] = api
-    routes.register(app, api, modeler, readiness, Monitor.of(app, settings, modeler))
+    models = ServedModels(settings, modeler)  # the default model and the others, by name
+    app.extensions[MODELS_EXTENSION] = models
+    routes.register(app, api, modeler, readiness, Monitor.of(app, settings, modeler), models)
     swagger.init_app(app, readiness, routes.ROUTES)
 
     if settings.warmup:

@@ -21,7 +21,8 @@ from flask_cors import CORS
 from mldeploy.settings import ANY_ORIGIN
 
 # What a page may send, and read back, besides the safelisted headers.
-ALLOW_HEADERS = ["Authorization", "Content-Type", "X-Request-ID", "Inference-Header-Content-Length"]
+# X-Request-Key keeps a client on one side of a canary (mldeploy.rollout.routing).
+ALLOW_HEADERS = ["Authorization", "Content-Type", "X-Request-ID", "X-Request-Key", "Inference-Header-Content-Length"]
 EXPOSE_HEADERS = [
     "X-Request-ID",
     "Retry-After",

@@ -18,6 +18,7 @@ from mldeploy.api.v2.protocol import is_v2
 from mldeploy.http import request_context
 from mldeploy.monitoring.errors import MonitoringConflict, NotLogged
 from mldeploy.monitoring.store import LogDatabaseError
+from mldeploy.rollout.state import RolloutConflict
 from modeler.errors import (
     DataError,
     InvalidInput,
@@ -72,7 +73,7 @@ def error_response(exc: BaseException) -> Response:
     elif isinstance(exc, SchemaChange):
         # Clients would have to change their fields: refused unless the request says it means it.
         status, body = 409, {"message": str(exc), "errors": [e.as_dict() for e in exc.errors]}
-    elif isinstance(exc, (ReadOnlyModelDir, VersionUnusable)):
+    elif isinstance(exc, (ReadOnlyModelDir, VersionUnusable, RolloutConflict)):
         # The request is fine, the model directory's state refuses it; serving goes on.
         status, body = 409, {"message": str(exc)}
     elif isinstance(exc, NotLogged):

@@ -63,6 +63,12 @@ MODEL_INFO = Gauge(
     "mldeploy_model_info", "The model version being served (value 1).", ["version"], multiprocess_mode="livemostrecent"
 )
 MODEL_EVENTS = Counter("mldeploy_model_events_total", "Model loads and trainings, by event.", ["event"])
+# Several models and rollouts: which model and version answered (role: current, pinned or candidate).
+MODEL_ANSWERS = Counter(
+    "mldeploy_model_answers_total",
+    "Prediction requests answered, by model, version and role.",
+    ["model", "version", "role"],
+)
 
 # The prediction log (mldeploy/monitoring): rows written, and rows dropped by reason
 # (mldeploy.monitoring.writer.DROP_REASONS: queue_full, database, rejected, invalid, closed).
@@ -90,6 +96,11 @@ def note_version(version: str) -> None:
             MODEL_INFO.labels(previous).set(0)
         MODEL_INFO.labels(version).set(1)
         _served["version"] = version
+
+
+def count_model_answer(model: str, version: str, role: str) -> None:
+    """Count one prediction request answered by ``model``'s ``version`` in ``role``."""
+    MODEL_ANSWERS.labels(model, version, role).inc()
 
 
 def count_out_of_range(fields: Iterable[str]) -> None:
@@ -174,7 +185,7 @@ def observe(
     latency.observe(facts.elapsed)
     result = facts.inference
     if result is not None:
-        note_version(result.version)
+        refresh_model_info(modeler)  # the current version: a pinned or candidate answer is not "served"
         if result.predictor.can(LABELS):
             labels = result.labels
             if len(labels) == 1:  # a single row: no tally to build

@@ -19,7 +19,7 @@ import logging.config
 import time
 
 import orjson
-from flask import Response, request
+from flask import Response, g, request
 from pythonjsonlogger.json import JsonFormatter
 
 from mldeploy.http.request_context import RequestFacts
@@ -29,7 +29,7 @@ REQUEST_MESSAGE = "request"
 # Record attributes every line starts with (renamed as shown); a request line adds ACCESS_FIELDS.
 FIELDS = ["asctime", "levelname", "name", "process", "message"]
 RENAMED = {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"}
-ACCESS_FIELDS = ("request_id", "method", "path", "status", "latency_ms", "model_version", "rows")
+ACCESS_FIELDS = ("request_id", "method", "path", "status", "latency_ms", "model", "model_role", "model_version", "rows")
 # Set on the records log_request makes (python-json-logger leaves "_" attributes out of the line).
 _ACCESS_MARK = "_mldeploy_access"
 # What logging itself records as the file of a record whose caller it did not look for.
@@ -139,6 +139,8 @@ def log_request(response: Response, facts: RequestFacts) -> None:
         "path": req.path,
         "status": response.status_code,
         "latency_ms": round(facts.elapsed * 1000, 3),
+        "model": g.get("model_name"),  # which named model answered, and as what (mldeploy/rollout)
+        "model_role": g.get("model_role"),
         "model_version": result.version if result else None,
         "rows": len(result.rows) if result else None,
         _ACCESS_MARK: True,

@@ -24,11 +24,17 @@ from modeler.modeler import Modeler
 SERVER_NAME = "mldeploy"
 
 
+# app.extensions key of the server's models (mldeploy.rollout.routing.ServedModels), when it has several.
+MODELS_EXTENSION = "mldeploy_models"
+
+
 def check_model_name(model_name: str) -> None:
-    """404 unless ``model_name`` is the served model's name (``MLDEPLOY_MODEL_NAME``)."""
-    served = current_app.config["MODEL_NAME"]
-    if model_name != served:
-        raise VersionNotFound(f"unknown model {model_name!r}: this server serves {served!r}")
+    """404 unless ``model_name`` is a served model's name (``MLDEPLOY_MODEL_NAME``, or another
+    model of the model directory)."""
+    models = current_app.extensions.get(MODELS_EXTENSION)
+    served = models.names() if models is not None else [current_app.config["MODEL_NAME"]]
+    if model_name not in served:
+        raise VersionNotFound(f"unknown model {model_name!r}: this server serves {', '.join(map(repr, served))}")
 
 
 def check_version(served: str, model_version: str | None) -> None:
