@@ -30,7 +30,8 @@ WARNING = "warning"
 
 
 class Predict(Resource):
-    """``POST /predict``: one row or a batch in, classes and probabilities out."""
+    """``POST /predict``: one row or a batch in; the model's answers out (``Class`` and
+    ``Probabilities``, or a regressor's ``Prediction``)."""
 
     def __init__(self, modeler: Modeler) -> None:
         self.modeler = modeler
