@@ -136,7 +136,7 @@ ROUTES: tuple[Route, ...] = (
     Route(MODELS_PATH, {"get": rollout_openapi.MODELS}, Models, needs=(MODELS,)),
     Route(MODEL + "/predict", {"post": rollout_openapi.NAMED_PREDICT}, NamedPredict, needs=(MODELS,)),
     Route(MODEL + VERSION + "/predict", {"post": rollout_openapi.PINNED_PREDICT}, PinnedPredict, needs=(MODELS,)),
-    Route(MODEL + "/rollout", {"get": rollout_openapi.ROLLOUT_STATUS}, RolloutStatus, needs=(MODELS,)),
+    Route(MODEL + "/rollout", {"get": rollout_openapi.ROLLOUT_STATUS}, RolloutStatus, needs=(MODELS, MONITOR)),
     Route(
         MODEL + "/rollout/start",
         {"post": rollout_openapi.ROLLOUT_START},

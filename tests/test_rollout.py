@@ -297,3 +297,37 @@ def test_the_python_client_drives_a_rollout(server) -> None:
             client.rollout_promote(IRIS)
         assert refused.value.status == 409 and "no active rollout" in str(refused.value)
         assert client.predict_with(IRIS, [5.0, 3.2, 1.5, 0.3])["ModelVersion"] == baseline
+
+
+def test_the_status_gives_each_version_its_live_accuracy_from_ground_truth(server) -> None:
+    """A 50 % canary over Iris's own rows, the true species posted to /feedback: the status's
+    live accuracy of each version equals the share of its own answers that were right."""
+    from sklearn.datasets import load_iris
+
+    base, models, baseline, candidate = server
+    iris = load_iris()
+    names = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+    rows = [dict(zip(names, map(float, x), strict=True)) for x in iris.data]
+    truth = [str(iris.target_names[t]) for t in iris.target]
+    cli(models, "start", IRIS, candidate, "--percent", "50")
+    try:
+        answered = []
+        with requests.Session() as session:
+            for row, actual in zip(rows, truth, strict=True):
+                res = session.post(f"{base}/predict", json=row, timeout=30)
+                assert res.status_code == 200, res.text
+                answered.append((res.headers["X-Request-ID"], res.json(), actual))
+            feedback = [{"request_id": rid, "actual": actual} for rid, _, actual in answered]
+            posted = session.post(f"{base}/feedback", json=feedback, timeout=60)
+            assert posted.status_code == 200, posted.text
+        live = status(base)["live_performance"]
+        by_command = cli(models, "status", IRIS)["live_performance"]  # the command reads the same log
+        for arm in ("baseline", "candidate"):  # the same figures; only the window's length has grown
+            assert {**by_command[arm], "window": None} == {**live[arm], "window": None}
+    finally:
+        cli(models, "abort", IRIS)
+    for arm, version in (("baseline", baseline), ("candidate", candidate)):
+        mine = [(body["Class"], actual) for _, body, actual in answered if body["ModelVersion"] == version]
+        assert mine, f"the {arm} answered no row"
+        assert live[arm]["labelled"] == len(mine)
+        assert live[arm]["accuracy"] == pytest.approx(sum(c == a for c, a in mine) / len(mine))

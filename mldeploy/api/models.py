@@ -15,7 +15,9 @@ from mldeploy.api.resources import Predict
 from mldeploy.api.v2.resources import ModelInfer, ModelMetadata, ModelReady
 from mldeploy.http.auth import admin_required
 from mldeploy.http.readiness import Readiness
+from mldeploy.monitoring.monitor import Monitor
 from mldeploy.rollout import control
+from mldeploy.rollout.live import LIVE_PERFORMANCE, live_performance
 from mldeploy.rollout.routing import ServedModels
 from mldeploy.rollout.state import read_rollout
 from modeler.errors import FieldError, InvalidInput
@@ -132,14 +134,28 @@ class NamedModelInfer(ModelInfer):
 class RolloutStatus(Resource):
     """``GET /models/<name>/rollout``: the model's last rollout and how its versions compare."""
 
-    def __init__(self, models: ServedModels) -> None:
+    def __init__(self, models: ServedModels, monitor: Monitor) -> None:
         self.models = models
+        self.monitor = monitor
 
     def get(self, model_name: str) -> dict:
-        """Figures of every worker, as of their last flush."""
+        """Figures of every worker, as of their last flush, and each version's live performance
+        from ground truth (``POST /feedback``) since the rollout started."""
         rollout = self.models.rollout_of(model_name)
         rollout.counters.flush()  # this worker's own counts, now
-        return control.status(rollout.folder, model_name)
+        found = control.status(rollout.folder, model_name)
+        if found.get("rollout") is not None:
+            found[LIVE_PERFORMANCE] = self._live(model_name, found["rollout"])
+        return found
+
+    def _live(self, model_name: str, rollout: dict) -> dict | None:
+        """Each version's live performance since the rollout started; None while the log is off."""
+        if not self.monitor.enabled:
+            return None
+        with self.monitor.store() as store:
+            return live_performance(
+                store, model_name, rollout, self.models.registry.get(model_name).store.read_metadata
+            )
 
 
 class RolloutStart(Resource):

@@ -7,8 +7,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mldeploy.cli.context import configured_modeler
 from mldeploy.cli.model_name import add_name_argument, named_modeler
 from mldeploy.cli.output import print_json
+from mldeploy.settings import load_settings
+from modeler.modeler import Modeler
 
 
 def percent(text: str) -> float:
@@ -63,9 +66,34 @@ def run_start(args: argparse.Namespace) -> int:
 def run_status(args: argparse.Namespace) -> int:
     """Print the rollout and its figures."""
     from mldeploy.rollout import control
+    from mldeploy.rollout.live import LIVE_PERFORMANCE
 
-    print_json(control.status(Path(named_modeler(args).model_dir), args.name))
+    modeler = named_modeler(args)
+    found = control.status(Path(modeler.model_dir), args.name)
+    if found.get("rollout") is not None:
+        found[LIVE_PERFORMANCE] = _live(modeler, args.name, found["rollout"])
+    print_json(found)
     return 0
+
+
+def _live(modeler: Modeler, name: str, rollout: dict) -> dict | None:
+    """The versions' live performance from the prediction log the server writes (None when the
+    log is off or holds nothing yet)."""
+    from mldeploy.monitoring import recording
+    from mldeploy.monitoring.store import LogDatabaseError, open_store
+    from mldeploy.rollout.live import live_performance
+
+    settings = load_settings()
+    if not settings.log_predictions:
+        return None
+    try:
+        store = open_store(recording.database_of(settings, configured_modeler()), create=False)
+    except LogDatabaseError:
+        return None
+    try:
+        return live_performance(store, name, rollout, modeler.store.read_metadata)
+    finally:
+        store.close()
 
 
 def run_promote(args: argparse.Namespace) -> int:

@@ -59,6 +59,11 @@ STATUS_ANSWER = {
                 "dropped": {"type": "integer"},
             },
         },
+        # Each version's figures as GET /model/performance gives them; null while the log is off.
+        "live_performance": {
+            "type": ["object", "null"],
+            "properties": {"baseline": {"type": "object"}, "candidate": {"type": "object"}},
+        },
     },
     "required": ["model", "rollout"],
 }
@@ -103,7 +108,8 @@ ROLLOUT_STATUS = Operation(
     "The model's last rollout and how candidate and baseline compare over it",
     ok=STATUS_ANSWER,
     errors=(404,),
-    description="Requests, errors, latency p50/p99, classes per version, and agreement on the same rows; "
+    description="Requests, errors, latency p50/p99, classes per version, agreement on the same rows, and "
+    "each version's live performance from ground truth (POST /feedback) since the rollout started; "
     "counted across every worker and replica sharing the model directory.",
 )
 START_BODY = {

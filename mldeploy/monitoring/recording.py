@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response
+from flask import Flask, Response, g
 
 from mldeploy.http import metrics, request_context
 from mldeploy.monitoring import writer
@@ -58,7 +58,8 @@ def record_answer(response: Response, prediction_log: PredictionLog) -> Response
     """``after_request``: queue this request's prediction (if it made one and was answered)."""
     result = request_context.inference()
     if result is not None and response.status_code == 200:
-        prediction_log.record_inference(result, request_context.request_id())
+        # Under the name of the model that answered (several can share a server: mldeploy/rollout).
+        prediction_log.record_inference(result, request_context.request_id(), model=g.get("model_name"))
     return response
 
 

@@ -197,15 +197,16 @@ class PredictionLog:
             self._warn_now_and_then(INVALID, f"could not record request {request_id!r}: {exc!r}", exc_info=True)
         return False
 
-    def record_inference(self, result: Inference, request_id: str | None = None) -> str:
+    def record_inference(self, result: Inference, request_id: str | None = None, *, model: str | None = None) -> str:
         """Queue every row of ``result`` (a :class:`modeler.inference.Inference`) with the answer
         it gets, packed off the caller's thread (:mod:`.answered`); returns the request id the
-        rows are logged under (``request_id``, else a new one). This is what a ``Modeler``'s
-        ``prediction_log`` is called with, and the server's hook too."""
+        rows are logged under (``request_id``, else a new one). ``model`` names the model that
+        answered (default: the log's). This is what a ``Modeler``'s ``prediction_log`` is called
+        with, and the server's hook too."""
         if request_id is None:
             request_id = uuid.uuid4().hex
         try:
-            self._enqueue(request_id, result.version, None, len(result.answers), result, _INFERENCE)
+            self._enqueue(request_id, result.version, model, len(result.answers), result, _INFERENCE)
         except Exception as exc:
             self._warn_now_and_then(INVALID, f"could not record request {request_id!r}: {exc!r}", exc_info=True)
         return request_id
