@@ -10,13 +10,10 @@ a new version by the version store, like a training, with ``"source": "imported"
 from __future__ import annotations
 
 import os
-import platform
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from modeler.errors import DataError
 from modeler.json_values import json_safe
@@ -74,9 +71,6 @@ def adoption(
 ) -> Callable[[dict | None], TrainedVersion]:
     """What the version store calls to save an imported model (its Training): reads and checks
     the model now, so a refused file fails before the writers' lock is taken."""
-    import joblib
-    import pandas as pd
-    import sklearn
 
     from modeler.model_description import IMPORTED_SOURCE, describe, served
 
@@ -105,16 +99,7 @@ def adoption(
                 "trusted": list(trust),
                 "sample_rows": None if frame is None else len(frame),
             },
-            "environment": {
-                "python": platform.python_version(),
-                "sklearn": sklearn.__version__,
-                "numpy": np.__version__,
-                "joblib": joblib.__version__,
-                "pandas": pd.__version__,
-            },
         }
-        if hasattr(estimator, "get_depth") and hasattr(estimator, "get_n_leaves"):
-            metadata["tree"] = {"depth": int(estimator.get_depth()), "leaves": int(estimator.get_n_leaves())}
         return TrainedVersion(estimator, metadata, predictor)
 
     return make

@@ -6,6 +6,7 @@ One place builds it so that a trained and an imported version read alike (see SC
 
 from __future__ import annotations
 
+import platform
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,6 +37,22 @@ def served(estimator: object, sample: pd.DataFrame | None = None) -> tuple[Predi
     return predictor, schema
 
 
+def environment() -> dict:
+    """The versions of what saved a model (a version saved by another scikit-learn is refused or
+    retrained on load, by policy)."""
+    import joblib
+    import pandas as pd
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "sklearn": sklearn.__version__,
+        "numpy": np.__version__,
+        "joblib": joblib.__version__,
+        "pandas": pd.__version__,
+    }
+
+
 def describe(
     estimator: object, predictor: Predictor, schema: Schema, source: str, sample: pd.DataFrame | None = None
 ) -> dict:
@@ -55,6 +72,9 @@ def describe(
         "feature_ranges": ranges_of(schema),
         "classes": json_safe(np.asarray(estimator.classes_).tolist()) if task == "classification" else [],
     }
+    if hasattr(estimator, "get_depth") and hasattr(estimator, "get_n_leaves"):  # a single tree
+        described["tree"] = {"depth": int(estimator.get_depth()), "leaves": int(estimator.get_n_leaves())}
+    described["environment"] = environment()
     if sample is not None:
         fields = described[SCHEMA]["fields"]
         rows = sample[list(schema.names)]

@@ -6,7 +6,6 @@ scikit-learn, pandas and joblib are imported here, when a version is trained, ne
 
 from __future__ import annotations
 
-import platform
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -70,9 +69,6 @@ def train(
     Unless ``allow_schema_change``, data whose input fields differ from the ``current`` version's
     (its metadata) raises SchemaChange before anything is fitted.
     """
-    import joblib
-    import pandas as pd
-    import sklearn
     from sklearn.base import is_regressor
 
     from modeler.data import describe_source, load_training_data
@@ -96,16 +92,7 @@ def train(
         RECIPE: Recipe.of(data, target, params, ESTIMATOR if name == DEFAULT_ESTIMATOR else name).as_metadata(),
         "holdout": holdout,
         "data": {"source": describe_source(data), "rows": len(X)},
-        "environment": {
-            "python": platform.python_version(),
-            "sklearn": sklearn.__version__,
-            "numpy": np.__version__,
-            "joblib": joblib.__version__,
-            "pandas": pd.__version__,
-        },
     }
-    if hasattr(fitted, "get_depth") and hasattr(fitted, "get_n_leaves"):
-        metadata["tree"] = {"depth": int(fitted.get_depth()), "leaves": int(fitted.get_n_leaves())}
     return TrainedVersion(fitted, metadata, predictor)
 
 
