@@ -1,5 +1,5 @@
 """The side-by-side benchmark: mldeploy, the per-request-Modeler baseline and the framework floor,
-each under gunicorn with 2 sync workers on 127.0.0.1, plus in-process single predictions.
+each under gunicorn with 2 workers (the production worker class) on 127.0.0.1, plus in-process single predictions.
 
 Prints a table and the ratios against the targets, and writes both to bench/RESULTS.md.
 Every load run is bounded in time (wrk -d) and in count (BENCH_MAX_REQUESTS responses).
@@ -44,6 +44,11 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 # Each load figure is the median of this many runs, interleaved across the servers.
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 MAX_REQUESTS = int(os.environ.get("BENCH_MAX_REQUESTS", "200000"))
+# BENCH_LOG_PREDICTIONS=0 measures mldeploy with its prediction log off (default: the service's
+# default, on), to tell the log's cost from the rest (bench/prediction_log.py measures it alone).
+LOG_SETTING = (
+    {"MLDEPLOY_LOG_PREDICTIONS": os.environ["BENCH_LOG_PREDICTIONS"]} if "BENCH_LOG_PREDICTIONS" in os.environ else {}
+)
 START_TIMEOUT = 120.0
 SEED_ROW = {"sepal_length": 5.0, "sepal_width": 3.2, "petal_length": 1.5, "petal_width": 0.3}
 BATCH_SIZES = (1_000, 10_000)
@@ -92,6 +97,21 @@ class Server:
             proc.wait(10)
 
 
+def production_worker_class() -> str:
+    """The worker class the servers run under: the service's default (their environment has no
+    MLDEPLOY_* variable), which bench/gunicorn_bench.conf.py gives the floor and baseline too."""
+    from mldeploy.settings import Settings
+
+    return Settings().worker_class
+
+
+def log_setting_text() -> str:
+    """How mldeploy's prediction log was set for this run, for the results' header."""
+    if LOG_SETTING:
+        return "as set: MLDEPLOY_LOG_PREDICTIONS=" + LOG_SETTING["MLDEPLOY_LOG_PREDICTIONS"]
+    return "at its default (on)"
+
+
 def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLDEPLOY_", "BENCH_", "WEB_CONCURRENCY"))}
     env.update(extra)
@@ -106,7 +126,7 @@ def make_servers(work: Path) -> dict[str, Server]:
         MLDEPLOY,
         [sys.executable, "-m", "mldeploy", "serve", "--workers", "2", "--host", HOST, "--port", str(port)],
         REPO,
-        base_env(MLDEPLOY_MODEL_DIR=str(work / "mldeploy-models")),
+        base_env(MLDEPLOY_MODEL_DIR=str(work / "mldeploy-models"), **LOG_SETTING),
         port,
     )
     port = free_port()
@@ -448,7 +468,10 @@ def main() -> int:
     header = (
         f"# Benchmark results\n\n"
         f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M UTC}\n- machine: {machine()}\n- versions: {versions()}\n"
-        f"- each server under gunicorn, 2 sync workers, 127.0.0.1; wrk, 1 thread, {SECONDS:g} s per run "
+        f"- each server under gunicorn, 2 workers of the production worker class "
+        f"({production_worker_class()}), 127.0.0.1; mldeploy's prediction log "
+        f"{log_setting_text()}; "
+        f"wrk, 1 thread, {SECONDS:g} s per run "
         f"(at most {MAX_REQUESTS:,} requests); every load figure is the median of {ROUNDS} runs interleaved "
         f"across the servers; batches at 2 connections; PSS after the first single-row runs.\n"
         f"- server CPU per request: user + system time of the server's process tree during a run, divided by "
