@@ -141,6 +141,11 @@ def test_a_10_percent_canary_sends_10_percent_to_the_candidate_with_no_failure(s
     versions = Counter(version for _, version in answers)
     share = versions[candidate] / REQUESTS
     figures = status(base)
+    deadline = time.monotonic() + 10
+    # Each worker writes its counts every quarter second, a busy one (its after-answer thread
+    # comparing candidate rows) a moment later: the shared figures catch up with what was answered.
+    while sum(arm["requests"] for arm in figures["arms"].values()) < REQUESTS and time.monotonic() < deadline:
+        figures = status(base)
     cli(models, "abort", IRIS)
     to_candidate = [row for row, (_, version) in zip(rows, answers, strict=True) if version == candidate]
     print(

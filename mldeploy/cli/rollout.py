@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mldeploy.cli.context import configured_modeler
 from mldeploy.cli.model_name import add_name_argument, named_modeler
 from mldeploy.cli.output import print_json
 from mldeploy.settings import load_settings
-from modeler.modeler import Modeler
+
+if TYPE_CHECKING:
+    from modeler.modeler import Modeler
 
 
 def percent(text: str) -> float:
