@@ -160,7 +160,12 @@ class Replica:
         assert self.proc is not None
         wait_until_up(self.base + "/health", self.proc, timeout)
         deadline = time.monotonic() + timeout
-        while requests.get(self.base + "/ready", timeout=10).status_code != 200:
+        while True:
+            # A replica just restarted under load may queue this request behind nginx's traffic
+            # for a while: a slow answer is asked again, until the deadline.
+            with contextlib.suppress(requests.Timeout):
+                if requests.get(self.base + "/ready", timeout=10).status_code == 200:
+                    return
             assert time.monotonic() < deadline, f"replica {self.name} not ready within {timeout} s"
             time.sleep(0.1)
 
