@@ -97,6 +97,7 @@ class VersionStore:
         self._model: LoadedModel | None = None
         self._stamp: tuple[int, int, int] | None = None
         self._next_poll = 0.0
+        self._switching = False  # a thread is loading the version the pointer moved to
         # The last failure to make the model ready as (retry-after monotonic time, the error):
         # until then it is raised again (as a new exception of the same class, so tracebacks do
         # not pile up) without touching the disk, so a broken model costs no read per request.
@@ -131,7 +132,7 @@ class VersionStore:
         if model is None:
             return self._make_ready()
         now = time.monotonic()
-        if now < self._next_poll:
+        if now < self._next_poll and not self._switching:
             return model
         return self._follow(model, now)
 
@@ -364,6 +365,16 @@ class VersionStore:
         stamp = self.store.pointer_stamp()
         if stamp == self._stamp or stamp is None:
             return model
+        # While this thread loads the new version, the process's other threads (a threaded
+        # worker's) must not go on answering from the old one until the next poll: they come
+        # here too and wait on the lock.
+        self._switching = True
+        try:
+            return self._switch(model, stamp)
+        finally:
+            self._switching = False
+
+    def _switch(self, model: LoadedModel, stamp: tuple[int, int, int]) -> LoadedModel:
         with self._state_lock:
             version = self.store.current_version()
             if version is None or version == self._model.version:
