@@ -361,14 +361,16 @@ class VersionStore:
 
     def _follow(self, model: LoadedModel, now: float) -> LoadedModel:
         """Switch to the version the pointer names, if it moved since the last look."""
-        self._next_poll = now + self.poll_interval
         stamp = self.store.pointer_stamp()
         if stamp == self._stamp or stamp is None:
+            self._next_poll = now + self.poll_interval
             return model
         # While this thread loads the new version, the process's other threads (a threaded
         # worker's) must not go on answering from the old one until the next poll: they come
-        # here too and wait on the lock.
+        # here too and wait on the lock. The flag is up before the next poll is pushed back, so
+        # a thread that sees the later poll time also sees the flag.
         self._switching = True
+        self._next_poll = now + self.poll_interval
         try:
             return self._switch(model, stamp)
         finally:

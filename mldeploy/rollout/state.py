@@ -98,7 +98,8 @@ class RolloutFollower:
         if now < self._next_poll:
             return self._rollout
         with self._lock:
-            self._next_poll = now + self.poll_interval
+            if now < self._next_poll:  # another thread looked while this one waited for the lock
+                return self._rollout
             try:
                 st = os.stat(self.path)
                 stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
@@ -108,6 +109,9 @@ class RolloutFollower:
                 self._stamp = stamp
                 self._rollout = read_rollout(self.folder) if stamp is not None else None
                 self.seen_at = now
+            # Only now: a thread that skips the lock must find the state this look read, not the
+            # one before it (setting it first let a second thread answer from a stale state).
+            self._next_poll = now + self.poll_interval
         return self._rollout
 
     def refresh(self) -> Rollout | None:
