@@ -36,7 +36,7 @@ from mldeploy.rollout import control, counters
 from mldeploy.rollout.control import BASELINE, CANDIDATE
 from mldeploy.rollout.counters import SharedCounters, latency_bucket
 from mldeploy.rollout.registry import ModelRegistry
-from mldeploy.rollout.shadow import AfterAnswerQueue
+from mldeploy.rollout.shadow import AfterAnswerBuffer, Copy, joined_rows
 from mldeploy.rollout.state import PROMOTED, SHADOW, Rollout, RolloutConflict, RolloutFollower
 from modeler.errors import InvalidInput
 
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from modeler.inference import Inference
     from modeler.loaded_model import LoadedModel
     from modeler.modeler import Modeler
+    from modeler.predictors.base import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +114,12 @@ class PinnedModel(ServedModel):
         return result
 
 
-def after_answer(job: Callable[[], None], jobs: AfterAnswerQueue, dropped: Callable[[], None]) -> None:
-    """Run ``job`` on the after-answer thread once the server closed the response (right away
-    outside a request); ``dropped`` counts a job the full queue refused."""
+def after_answer(copy: Copy, jobs: AfterAnswerBuffer, dropped: Callable[[], None]) -> None:
+    """Hand ``copy`` to the after-answer buffer once the server closed the response (right away
+    outside a request); ``dropped`` counts a copy the full buffer refused."""
 
     def submit() -> None:
-        if not jobs.submit(job):
+        if not jobs.submit(copy):
             dropped()
 
     if not has_request_context():
@@ -181,7 +182,7 @@ class ModelRollout:
 class RoutedModel(ServedModel):
     """A model as its unpinned routes serve it: the current version, split by its rollout."""
 
-    def __init__(self, name: str, modeler: Modeler, rollout: ModelRollout, jobs: AfterAnswerQueue) -> None:
+    def __init__(self, name: str, modeler: Modeler, rollout: ModelRollout, jobs: AfterAnswerBuffer) -> None:
         super().__init__(name, modeler)
         self.rollout = rollout
         self.jobs = jobs
@@ -248,43 +249,95 @@ class RoutedModel(ServedModel):
         self.rollout.record(rollout, CANDIDATE, result.labels, time.perf_counter() - started)
         note_answer(self.name, result.version, CANDIDATE_ROLE)
         # Agreement on the same rows: the baseline answers them too, after the answer went out.
-        self._after_answer(rollout, lambda: self._compare(rollout, x, result))
+        self._after_answer(rollout, self._compare, result)
         return result
 
     def _shadowed(self, rollout: Rollout, x: object) -> Inference:
         result = self._from_baseline(rollout, x)
-        self._after_answer(rollout, lambda: self._shadow(rollout, x, result))
+        self._after_answer(rollout, self._shadow, result)
         return result
 
-    def _after_answer(self, rollout: Rollout, job: Callable[[], None]) -> None:
-        after_answer(job, self.jobs, lambda: self.rollout.counters.add(rollout.id, CANDIDATE, {counters.DROPPED: 1}))
+    def _after_answer(self, rollout: Rollout, handler: Callable[[list[Copy]], None], answered: Inference) -> None:
+        copy = Copy(handler, rollout.id, rollout, answered.rows, answered.labels, answered.single)
+        after_answer(copy, self.jobs, lambda: self.rollout.counters.add(rollout.id, CANDIDATE, {counters.DROPPED: 1}))
 
-    def _shadow(self, rollout: Rollout, x: object, primary: Inference) -> None:
-        """The candidate answers a copy of the request; its answer is counted, never returned.
+    def _shadow(self, copies: list[Copy]) -> None:
+        """The candidate answers a batch of copies; its answers are counted, never returned.
         It answers the rows the primary validated (the two take the same fields: the rollout's
-        start checks it), so a copy costs the candidate's prediction and no second validation."""
+        start checks it), so a copy costs the candidate's prediction and no second validation.
+        Its latency is sampled: the batch's first copy is answered alone and timed (a batch's
+        time is no request's latency), the others in one call."""
+        rollout: Rollout = copies[0].context
+        candidate = self.rollout.candidate(rollout).predictor
+        first, rest = copies[0], copies[1:]
         started = time.perf_counter()
         try:
-            labels = self.rollout.candidate(rollout).predictor.answer(primary.rows, single=primary.single).labels()
+            labels = candidate.answer(first.rows, single=first.single).labels()
         except Exception:
             self.rollout.counters.add(rollout.id, CANDIDATE, {counters.REQUESTS: 1, counters.ERRORS: 1})
-            return
+            labels = None
         seconds = time.perf_counter() - started
-        agreed = sum(a == b for a, b in zip(primary.labels, labels, strict=True))
-        self.rollout.record(
-            rollout, CANDIDATE, labels, seconds, **{counters.COMPARED: len(labels), counters.AGREED: agreed}
-        )
+        answered = [(first, labels)] if labels is not None else []
+        answered += self._answer_all(candidate, rest, rollout)
+        if not answered:
+            return
+        all_labels = [label for _, found in answered for label in found]
+        counts: collections.Counter[str] = collections.Counter(counters.CLASS_PREFIX + str(x) for x in all_labels)
+        counts[counters.REQUESTS] = len(answered)
+        counts[counters.ROWS] = len(all_labels)
+        counts[counters.COMPARED] = len(all_labels)
+        counts[counters.AGREED] = agreed_rows(answered)
+        if labels is not None:
+            counts[counters.LATENCY_PREFIX + str(latency_bucket(seconds))] = 1
+        self.rollout.counters.add(rollout.id, CANDIDATE, counts)
 
-    def _compare(self, rollout: Rollout, x: object, answered: Inference) -> None:
-        """Agreement of the candidate's answer with the baseline's on the same rows."""
+    def _compare(self, copies: list[Copy]) -> None:
+        """Agreement of a batch of the candidate's answers with the baseline's on the same rows."""
+        rollout: Rollout = copies[0].context
         try:
-            baseline = self.modeler.infer(x)
+            baseline = self.modeler.ensure_ready().predictor
         except Exception:
             return  # the baseline's own failures are counted where it answers
-        agreed = sum(a == b for a, b in zip(answered.labels, baseline.labels, strict=True))
+        answered = self._answer_all(baseline, copies, rollout, count_errors=False)
         self.rollout.counters.add(
-            rollout.id, CANDIDATE, {counters.COMPARED: len(answered.labels), counters.AGREED: agreed}
+            rollout.id,
+            CANDIDATE,
+            {counters.COMPARED: sum(len(found) for _, found in answered), counters.AGREED: agreed_rows(answered)},
         )
+
+    def _answer_all(
+        self, predictor: Predictor, copies: list[Copy], rollout: Rollout, *, count_errors: bool = True
+    ) -> list[tuple[Copy, list]]:
+        """``predictor``'s labels for every copy's rows: one call for the whole batch, or, when
+        their rows cannot be joined or the call fails, one call per copy (a copy that fails is
+        counted as the candidate's error when ``count_errors``)."""
+        if not copies:
+            return []
+        rows = joined_rows(copies) if len(copies) > 1 else None
+        if rows is not None:
+            try:
+                labels = list(predictor.answer(rows, single=False).labels())
+            except Exception:
+                labels = None
+            if labels is not None and len(labels) == sum(len(copy.labels) for copy in copies):
+                found, start = [], 0
+                for copy in copies:
+                    found.append((copy, labels[start : start + len(copy.labels)]))
+                    start += len(copy.labels)
+                return found
+        found = []
+        for copy in copies:
+            try:
+                found.append((copy, list(predictor.answer(copy.rows, single=copy.single).labels())))
+            except Exception:
+                if count_errors:
+                    self.rollout.counters.add(rollout.id, CANDIDATE, {counters.REQUESTS: 1, counters.ERRORS: 1})
+        return found
+
+
+def agreed_rows(answered: list[tuple[Copy, list]]) -> int:
+    """Rows on which the labels found agree with the copy's own answer."""
+    return sum(a == b for copy, found in answered for a, b in zip(copy.labels, found, strict=True))
 
 
 class ServedModels:
@@ -294,7 +347,7 @@ class ServedModels:
     def __init__(self, settings: Settings, default: Modeler) -> None:
         self.settings = settings
         self.registry = ModelRegistry(settings, default)
-        self.jobs = AfterAnswerQueue(settings.shadow_queue)
+        self.jobs = AfterAnswerBuffer(settings.shadow_queue)
         self._routed: dict[str, RoutedModel] = {}
         self._lock = threading.Lock()
 
