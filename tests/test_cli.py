@@ -201,3 +201,14 @@ def test_the_command_line_starts_without_the_data_stack() -> None:
         [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_the_installed_command_names_itself_in_its_usage() -> None:
+    script = Path(sys.executable).parent / "mldeploy"
+    installed = subprocess.run([str(script), "train", "--help"], capture_output=True, text=True, timeout=60)
+    module = subprocess.run(
+        [sys.executable, "-m", "mldeploy", "train", "--help"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert installed.returncode == module.returncode == 0
+    assert installed.stdout.startswith("usage: mldeploy train")
+    assert module.stdout.startswith("usage: python -m mldeploy train")
