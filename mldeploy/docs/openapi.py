@@ -24,6 +24,7 @@ from mldeploy.api.annotations import EXPLAIN, FALSE, TRUE
 from mldeploy.api.v2.protocol import BYTES, DTYPES, LABEL, PREDICTION, PROBABILITIES, is_v2
 from mldeploy.http import auth
 from mldeploy.http.auth import Access
+from modeler.cells import INT64_MAX, INT64_MIN
 from modeler.loaded_model import LoadedModel
 from modeler.predictors.base import PROBABILITIES as CAN_PROBABILITIES
 from modeler.predictors.base import VALUE
@@ -223,10 +224,13 @@ class DocumentedModel:
 
 
 def field_schema(f: Field) -> dict:
-    """The JSON Schema of one field's value: its type (numbers within float32's range), ``null``
+    """The JSON Schema of one field's value: its type (numbers within float32's range, integers
+    within int64's), ``null``
     too where the model takes missing values; what is known of it in words."""
     schema: dict = {"type": FIELD_JSON_TYPES[f.type]}
-    if f.numeric:
+    if f.type == INTEGER:
+        schema.update(minimum=INT64_MIN, maximum=INT64_MAX)
+    elif f.numeric:
         schema.update(minimum=-FLOAT32_MAX, maximum=FLOAT32_MAX)
     words = []
     if f.numeric and f.min is not None and f.max is not None:
