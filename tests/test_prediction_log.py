@@ -148,6 +148,21 @@ def test_close_drains_a_full_queue_and_later_records_are_counted_not_raised(
     assert log.dropped_by_reason[CLOSED] == 1
 
 
+def test_the_queue_holds_queue_size_one_row_requests_or_16_times_as_many_rows_of_batches(database: str) -> None:
+    # The bound is memory: a row of a batch takes a 16th of what a one-row request takes.
+    def rows(n: int) -> tuple[list[dict], list[dict]]:
+        return [row(i) for i in range(n)], [ANSWER] * n
+
+    log = PredictionLog(database, queue_size=10, batch_size=10**6, flush_interval=600)
+    assert log.record("six-places", "v1", *rows(16 * 6))
+    assert log.record("one-place", "v1", *rows(1))
+    assert log.record("three-places", "v1", *rows(16 * 2 + 1))
+    assert not log.record("one-too-many", "v1", *rows(1))
+    assert (log.queued, log.dropped_by_reason[QUEUE_FULL]) == (96 + 1 + 33, 1)
+    assert log.close(60) and (log.written, log.dropped) == (130, 1)
+    assert Counter(r.request_id for r in logged(database)) == {"six-places": 96, "one-place": 1, "three-places": 33}
+
+
 def test_a_batch_larger_than_the_queue_goes_in_when_the_queue_is_empty(database: str) -> None:
     with PredictionLog(database, queue_size=10) as log:
         assert log.record("big", "v1", [row(i) for i in range(25)], [ANSWER] * 25)
