@@ -6,7 +6,6 @@ and that got a label), so every worker, replica and ``rollout status`` gives the
 
 from __future__ import annotations
 
-import datetime
 import time
 from collections.abc import Callable
 
@@ -15,6 +14,7 @@ from mldeploy.monitoring.performance import performance
 from mldeploy.monitoring.store import Store
 from mldeploy.monitoring.windows import MAX_ROWS, Window
 from mldeploy.rollout.control import ARMS
+from mldeploy.rollout.state import epoch_seconds
 
 # The key of a rollout status that holds each version's live performance.
 LIVE_PERFORMANCE = "live_performance"
@@ -22,8 +22,7 @@ LIVE_PERFORMANCE = "live_performance"
 
 def started_seconds_ago(rollout: dict) -> float:
     """Seconds since ``rollout`` (its ``as_dict()``) started."""
-    started = datetime.datetime.fromisoformat(rollout["started_at"].replace("Z", "+00:00"))
-    return max(time.time() - started.timestamp(), 0.0)
+    return max(time.time() - epoch_seconds(rollout["started_at"]), 0.0)
 
 
 def live_performance(store: Store, model_name: str, rollout: dict, read_metadata: Callable[[str], dict]) -> dict:

@@ -37,7 +37,7 @@ from mldeploy.rollout.control import BASELINE, CANDIDATE
 from mldeploy.rollout.counters import SharedCounters, latency_bucket
 from mldeploy.rollout.registry import ModelRegistry
 from mldeploy.rollout.shadow import AfterAnswerBuffer, Copy, joined_rows
-from mldeploy.rollout.state import PROMOTED, SHADOW, Rollout, RolloutConflict, RolloutFollower
+from mldeploy.rollout.state import PROMOTED, SHADOW, Rollout, RolloutConflict, RolloutFollower, epoch_seconds
 from modeler.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -204,10 +204,19 @@ class RoutedModel(ServedModel):
     def _promoted(self, rollout: Rollout, x: object) -> Inference:
         """Right after a promotion this process may not have followed the pointer yet: the
         promoted version answers all the same, for at most two poll intervals after this process
-        saw the promotion (by then the pointer is followed, and a later activation rules)."""
+        saw the promotion, and never past two poll intervals after the promotion itself (by the
+        shared record's clock, plus its one-second rounding). By then the pointer is followed,
+        and a later activation rules: a worker that sat idle through the promotion and sees it
+        only after an activation by hand must not answer from the promoted version."""
         current = self.modeler.ensure_ready()
         follower = self.rollout.follower
-        if current.version == rollout.candidate or time.monotonic() > follower.seen_at + 2 * follower.poll_interval:
+        grace = 2 * follower.poll_interval
+        promoted_at = epoch_seconds(rollout.ended_at) if rollout.ended_at else 0.0
+        if (
+            current.version == rollout.candidate
+            or time.monotonic() > follower.seen_at + grace
+            or time.time() > promoted_at + 1.0 + grace
+        ):
             return super().infer(x)
         result = self.modeler.infer(x, model=self.rollout.candidate(rollout))
         note_answer(self.name, result.version, CURRENT)

@@ -5,6 +5,8 @@ and followed by every worker and replica sharing the folder as the current-versi
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import functools
 import json
 import os
 import threading
@@ -21,6 +23,13 @@ LOCK_FILE = ".rollout.lock"
 CANARY, SHADOW = "canary", "shadow"
 # States: a rollout is active until it is promoted or aborted (by hand or by itself).
 ACTIVE, PROMOTED, ABORTED = "active", "promoted", "aborted"
+
+
+@functools.lru_cache(maxsize=16)
+def epoch_seconds(text: str) -> float:
+    """A rollout's time (ISO 8601 to the second, ``...Z``) as epoch seconds: every process
+    reads the same instant from the shared record, whatever its own clock of events."""
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 class RolloutConflict(ModelerError):
