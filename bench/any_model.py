@@ -15,7 +15,8 @@
    with a sample: a 1,000-row records batch served, rows per second at c=1 (one request at a time)
    and c=2 (one per worker), against calling the pipeline in process on the same 1,000 rows
    (``predict`` and ``predict_proba`` on their DataFrame, one call at a time), each a throughput
-   over the same time, interleaved.
+   over the same time, interleaved; and the CPU time per row of each (the server's process tree
+   over its wrk run, the calling process's own), which the machine's other load moves far less.
 
 Loads only 127.0.0.1 on ports it opened, each run bounded in time (wrk -d) and count. Prints the
 figures with the load average, and appends them to bench/RESULTS.md unless ``--no-append``.
