@@ -137,26 +137,13 @@ ROUTES: tuple[Route, ...] = (
     Route(MODEL + "/predict", {"post": rollout_openapi.NAMED_PREDICT}, NamedPredict, needs=(MODELS,)),
     Route(MODEL + VERSION + "/predict", {"post": rollout_openapi.PINNED_PREDICT}, PinnedPredict, needs=(MODELS,)),
     Route(MODEL + "/rollout", {"get": rollout_openapi.ROLLOUT_STATUS}, RolloutStatus, needs=(MODELS, MONITOR)),
-    Route(
-        MODEL + "/rollout/start",
-        {"post": rollout_openapi.ROLLOUT_START},
-        RolloutStart,
-        needs=(MODELS,),
-        access=Access.ADMIN,
-    ),
-    Route(
-        MODEL + "/rollout/promote",
-        {"post": rollout_openapi.ROLLOUT_PROMOTE},
-        RolloutPromote,
-        needs=(MODELS,),
-        access=Access.ADMIN,
-    ),
-    Route(
-        MODEL + "/rollout/abort",
-        {"post": rollout_openapi.ROLLOUT_ABORT},
-        RolloutAbort,
-        needs=(MODELS,),
-        access=Access.ADMIN,
+    *(
+        Route(MODEL + f"/rollout/{action}", {"post": op}, resource, needs=(MODELS,), access=Access.ADMIN)
+        for action, op, resource in (
+            ("start", rollout_openapi.ROLLOUT_START, RolloutStart),
+            ("promote", rollout_openapi.ROLLOUT_PROMOTE, RolloutPromote),
+            ("abort", rollout_openapi.ROLLOUT_ABORT, RolloutAbort),
+        )
     ),
 )
 

@@ -401,9 +401,13 @@ def load_settings(overrides: Mapping[str, object] | None = None, environ: Mappin
 def argument(key: str) -> Callable[[str], object]:
     """An argparse ``type`` that parses a command-line option as setting ``key`` is parsed (so
     ``--port`` takes what ``MLDEPLOY_PORT`` takes, and says so in the same words)."""
-    import argparse  # only the command line needs it
+    return parsed_argument(FIELDS[key].metadata["parse"])
 
-    parse = FIELDS[key].metadata["parse"]
+
+def parsed_argument(parse: Callable[[object], object]) -> Callable[[str], object]:
+    """An argparse ``type`` from one of this module's parsers (``integer(1)``, ``number(0)``...):
+    an option takes what the parser takes, and a bad one says so in the settings' words."""
+    import argparse  # only the command line needs it
 
     def parse_argument(value: str) -> object:
         try:

@@ -46,6 +46,9 @@ TOO_LARGE = "too large (beyond float32 range)"
 # Values beyond float32's range would overflow sklearn's float32 cast, which rejects them. The
 # largest finite float32 (bits 0x7f7fffff), without importing numpy for it.
 FLOAT32_MAX: float = struct.unpack("<f", b"\xff\xff\x7f\x7f")[0]
+# An integer field's values become a column of int64 (as pandas reads integer training data).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INTEGER_TOO_LARGE = f"too large for an integer field (beyond {INT64_MIN} to {INT64_MAX})"
 # Text that spells a boolean; a CSV reader may turn whole columns of it into booleans, so it is
 # refused as such whether or not the reader converted it.
 BOOLEAN_TEXT = frozenset({"true", "false"})

@@ -201,3 +201,36 @@ def test_the_command_line_starts_without_the_data_stack() -> None:
         [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_the_installed_command_names_itself_in_its_usage() -> None:
+    script = Path(sys.executable).parent / "mldeploy"
+    installed = subprocess.run([str(script), "train", "--help"], capture_output=True, text=True, timeout=60)
+    module = subprocess.run(
+        [sys.executable, "-m", "mldeploy", "train", "--help"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert installed.returncode == module.returncode == 0
+    assert installed.stdout.startswith("usage: mldeploy train")
+    assert module.stdout.startswith("usage: python -m mldeploy train")
+
+
+def test_import_with_a_name_adds_a_model_beside_the_default_one(tmp_path: Path) -> None:
+    import joblib
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from tests.support import run_cli
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 3))
+    joblib.dump(LogisticRegression().fit(X, (X[:, 0] > 0).astype(int)), tmp_path / "model.pkl")
+    models = tmp_path / "models"
+    imported = run_cli(models, "import", str(tmp_path / "model.pkl"), "--name", "second")
+    assert imported.returncode == 0, imported.stderr
+    version = json.loads(imported.stdout)["version"]
+    listed = run_cli(models, "versions", "--name", "second")
+    assert [v["version"] for v in json.loads(listed.stdout)] == [version]
+    assert (models / "second").is_dir()
+    assert run_cli(models, "versions").stdout.strip() == "[]"  # the default model got nothing
+    bad = run_cli(models, "import", str(tmp_path / "model.pkl"), "--name", "../escape")
+    assert bad.returncode == 2 and "--name" in bad.stderr

@@ -139,3 +139,58 @@ def test_a_new_request_id_is_a_random_uuid4() -> None:
     for rid in ids:
         assert uuid.UUID(rid).version == 4 and uuid.UUID(rid).variant == uuid.RFC_4122
         assert uuid.UUID(rid).hex == rid
+
+
+# Run in a process of its own: pytest's log capture adds handlers to the root logger, and with
+# them the line goes the generic way (as it must for any set-up but configure_logging's own).
+DIRECT_LINE_SCRIPT = r"""
+import io, json, logging, sys
+from mldeploy.http import request_log
+from mldeploy.http.app import create_app
+request_log.configure_logging("INFO")
+handler = logging.root.handlers[0]
+stream = io.StringIO()
+handler.setStream(stream)
+handled = []
+generic_handle = request_log.log.handle
+request_log.log.handle = lambda record: (handled.append(record), generic_handle(record))
+client = create_app({"MODEL_DIR": sys.argv[1], "WARMUP": False}).test_client()
+client.post("/predict", json={"sepal_length": 5.0, "sepal_width": 3.2, "petal_length": 1.5, "petal_width": 0.3},
+            headers={"X-Request-ID": "r-direct"})
+client.get("/caf%C3%A9/%0A%22x")
+direct = [json.loads(line) for line in stream.getvalue().splitlines() if '"logger":"mldeploy.access"' in line]
+# The same fields as a record, through the formatter's generic path (python-json-logger's).
+lines = []
+for found in direct:
+    record = logging.makeLogRecord({"name": "mldeploy.access", "msg": "request", "levelname": "INFO",
+        "levelno": 20, "process": found["pid"], **{k: found[k] for k in request_log.ACCESS_FIELDS}})
+    lines.append(json.loads(request_log.JsonFormatter.format(handler.formatter, record)))
+print(json.dumps({"direct": direct, "generic": lines, "records": len(handled)}))
+"""
+
+
+def test_a_line_written_straight_to_the_handler_is_the_generic_line(tmp_path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    from tests.support import REPO, clean_env
+
+    done = subprocess.run(
+        [sys.executable, "-c", DIRECT_LINE_SCRIPT, str(tmp_path / "models")],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    found = json.loads(done.stdout.splitlines()[-1])
+    direct, generic = found["direct"], found["generic"]
+    assert found["records"] == 0  # written straight to the stream: no record made, no logger walked
+    assert [line["request_id"] for line in direct[:1]] == ["r-direct"] and len(direct) == 2
+    assert direct[1]["path"] == '/café/\n"x' and direct[1]["status"] == 404
+    for fast, slow in zip(direct, generic, strict=True):
+        assert list(fast) == list(slow)  # the same keys in the same order
+        assert {k: v for k, v in fast.items() if k != "time"} == {k: v for k, v in slow.items() if k != "time"}
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}", fast["time"])

@@ -126,6 +126,8 @@ CASES = [
 
 UNDESCRIBABLE_INPUTS = {
     "/model/train",
+    "/models/{model_name}/predict",
+    "/models/{model_name}/versions/{model_version}/predict",
     "/v2/models/{model_name}/infer",
     "/v2/models/{model_name}/versions/{model_version}/infer",
 }
@@ -223,3 +225,25 @@ def test_docs_page_loads_only_from_this_host(served_app: Flask) -> None:
         # The online validator badge would call out to the Internet; it is off.
         assert '"validatorUrl": null' in html
         assert '"url": "/openapi.json"' in html
+
+
+def test_explain_is_documented_as_the_served_model_takes_it(tmp_path: Path) -> None:
+    # A model that gives no explanations answers explain=true with a 400: its document says so,
+    # so that a client (or a fuzzer) reading it does not send what it cannot get.
+    import re
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from mldeploy.http.app import create_app
+    from modeler.modeler import Modeler
+
+    X = np.random.default_rng(0).normal(size=(100, 2))
+    Modeler(tmp_path / "models").import_model(LogisticRegression().fit(X, X[:, 0] > 0))
+    client = create_app({"MODEL_DIR": str(tmp_path / "models")}).test_client()
+    assert client.post("/predict?explain=false", json={"features": [0.1, 0.2]}).status_code == 200
+    (explain,) = client.get("/openapi.json").get_json()["paths"]["/predict"]["post"]["parameters"]
+    pattern = re.compile(explain["schema"]["pattern"])
+    assert [bool(pattern.match(v)) for v in ("false", " Off ", "0", "true", "1", "")] == [True] * 3 + [False] * 3
+    refused = client.post("/predict?explain=true", json={"features": [0.1, 0.2]})
+    assert refused.status_code == 400 and refused.get_json()["errors"][0]["field"] == "explain"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from mldeploy.cli.context import configured_modeler
+from mldeploy.cli.model_name import add_name_argument, named_modeler
 from mldeploy.cli.output import print_json
 
 
@@ -29,11 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="a further type the file may hold, as module.Name (e.g. mypkg.MyTransformer; repeatable)",
     )
+    add_name_argument(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Import, print the new version's metadata."""
-    modeler = configured_modeler().import_model(args.file, sample=args.sample, trust=tuple(args.trust))
+    """Import (into model ``--name``, which it creates when new), print the new version's metadata."""
+    modeler = named_modeler(args).import_model(args.file, sample=args.sample, trust=tuple(args.trust))
     print_json(modeler.metadata)
     return 0

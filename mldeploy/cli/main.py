@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from mldeploy.cli import activate, export, import_, info, log, predict, rollout, score, serve, train, versions
 from mldeploy.cli.exit_codes import EXIT_ERROR, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_NOT_READY, EXIT_USAGE
@@ -20,7 +21,8 @@ COMMANDS = (serve, train, import_, info, versions, activate, export, predict, sc
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every command registered."""
     parser = argparse.ArgumentParser(
-        prog="python -m mldeploy",
+        # The usage line shows the command as it was run: the installed script, or the module.
+        prog="mldeploy" if Path(sys.argv[0]).name == "mldeploy" else "python -m mldeploy",
         description="Serve, train and query mldeploy models. Settings come from MLDEPLOY_* variables.",
         epilog="exit codes: 0 ok, 1 error, 2 usage, 3 invalid input (or rows that failed to score), "
         "4 model not ready, 5 version not found",

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from mldeploy.cli.exit_codes import EXIT_INVALID_INPUT, EXIT_OK, EXIT_USAGE
 from mldeploy.cli.model_name import add_name_argument, named_modeler
 from mldeploy.scoring.names import FORMATS, default_errors, default_output, format_of
+from mldeploy.settings import integer, parsed_argument
 
 if TYPE_CHECKING:
     from mldeploy.scoring.local import ScoreJob
@@ -17,14 +18,6 @@ if TYPE_CHECKING:
 DEFAULT_CHUNK_ROWS = 100_000
 # `--dask` given without an address: start a LocalCluster.
 LOCAL_CLUSTER = ""
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--errors", type=Path, help="errors file (CSV; default: OUTPUT.errors.csv)")
     parser.add_argument(
         "--chunk-rows",
-        type=positive_int,
+        type=parsed_argument(integer(1)),
         default=DEFAULT_CHUNK_ROWS,
         metavar="N",
         help=f"rows per chunk, or about per Dask partition (default: {DEFAULT_CHUNK_ROWS:,})",

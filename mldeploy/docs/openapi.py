@@ -24,9 +24,10 @@ from mldeploy.api.annotations import EXPLAIN, FALSE, TRUE
 from mldeploy.api.v2.protocol import BYTES, DTYPES, LABEL, PREDICTION, PROBABILITIES, is_v2
 from mldeploy.http import auth
 from mldeploy.http.auth import Access
+from modeler.cells import INT64_MAX, INT64_MIN
 from modeler.loaded_model import LoadedModel
+from modeler.predictors.base import EXPLANATION, VALUE
 from modeler.predictors.base import PROBABILITIES as CAN_PROBABILITIES
-from modeler.predictors.base import VALUE
 from modeler.schema import BOOLEAN, INTEGER, NUMBER, TEXT, Field, Schema
 from modeler.validation import FLOAT32_MAX
 
@@ -89,10 +90,11 @@ class Operation:
     error_bodies: Mapping[int, str] = field(default_factory=dict)
 
 
-def flag_pattern(words: Iterable[str]) -> str:
-    """A regex for the words an on/off query flag accepts: any case, spaces around, or empty."""
+def flag_pattern(words: Iterable[str], *, empty: bool = True) -> str:
+    """A regex for the words an on/off query flag accepts: any case, spaces around, or (with
+    ``empty``) nothing at all."""
     spelled = ("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in w) for w in words)
-    return rf"^\s*({'|'.join(sorted(w for w in spelled if w))})?\s*$"
+    return rf"^\s*({'|'.join(sorted(w for w in spelled if w))}){'?' if empty else ''}\s*$"
 
 
 EXPLAIN_PARAMETER = {
@@ -101,6 +103,13 @@ EXPLAIN_PARAMETER = {
     "required": False,
     "description": "true (or 1, yes, on, or no value) adds each row's decision path as `Explanation`",
     "schema": {"type": "string", "pattern": flag_pattern(TRUE | FALSE)},
+}
+# For a model that gives no explanations (neither a tree nor a tree ensemble): only "false"
+# spellings, for `explain=true` (or a bare `explain`) is a 400 that says so.
+NO_EXPLAIN_PARAMETER = {
+    **EXPLAIN_PARAMETER,
+    "description": "this model gives no explanations: only a false value (0, false, no, off) is taken",
+    "schema": {"type": "string", "pattern": flag_pattern(FALSE, empty=False)},
 }
 
 
@@ -207,6 +216,7 @@ class DocumentedModel:
     classes: tuple[object, ...]
     probabilities: bool
     version: str
+    explains: bool = True
 
     @classmethod
     def of(cls, model: LoadedModel) -> DocumentedModel:
@@ -219,14 +229,18 @@ class DocumentedModel:
             () if regressor else tuple(model.classes),
             predictor.can(CAN_PROBABILITIES),
             model.version,
+            predictor.can(EXPLANATION),
         )
 
 
 def field_schema(f: Field) -> dict:
-    """The JSON Schema of one field's value: its type (numbers within float32's range), ``null``
+    """The JSON Schema of one field's value: its type (numbers within float32's range, integers
+    within int64's), ``null``
     too where the model takes missing values; what is known of it in words."""
     schema: dict = {"type": FIELD_JSON_TYPES[f.type]}
-    if f.numeric:
+    if f.type == INTEGER:
+        schema.update(minimum=INT64_MIN, maximum=INT64_MAX)
+    elif f.numeric:
         schema.update(minimum=-FLOAT32_MAX, maximum=FLOAT32_MAX)
     words = []
     if f.numeric and f.min is not None and f.max is not None:
@@ -685,8 +699,10 @@ def operation_object(
     access: Access,
     config: Mapping[str, object],
     known: Mapping[str, Sequence[str]],
+    queries: Mapping[str, dict] | None = None,
 ) -> dict:
-    """The OpenAPI operation object for one documented method."""
+    """The OpenAPI operation object for one documented method; ``queries`` replaces query
+    parameters by name (what the served model takes)."""
     doc: dict = {
         # Unique per path and method, even for /docs and /docs/.
         "operationId": method + re.sub(r"[^A-Za-z0-9]", "_", path),
@@ -695,7 +711,8 @@ def operation_object(
     }
     if op.description:
         doc["description"] = op.description
-    parameters = [path_parameter(name, known) for name in re.findall(r"{(\w+)}", path)] + list(op.query)
+    query = [(queries or {}).get(p["name"], p) for p in op.query]
+    parameters = [path_parameter(name, known) for name in re.findall(r"{(\w+)}", path)] + query
     if parameters:
         doc["parameters"] = parameters
     if op.body is not None:
@@ -717,11 +734,12 @@ def build_spec(
     version = model.version if model is not None else None
     names = list(model_names) or [str(config.get("MODEL_NAME", ""))]
     known = {"model_name": names, "model_version": [version] if version else []}
+    queries = {EXPLAIN: NO_EXPLAIN_PARAMETER} if model is not None and not model.explains else {}
     paths: dict[str, dict] = {}
     for route in routes:
         path = openapi_path(route.path)
         paths[path] = {
-            method: operation_object(path, method, op, route.access, config, known)
+            method: operation_object(path, method, op, route.access, config, known, queries)
             for method, op in route.operations.items()
         }
     return {

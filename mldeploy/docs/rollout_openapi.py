@@ -93,8 +93,9 @@ NAMED_PREDICT = dataclasses.replace(
     openapi.PREDICT,
     summary="Predict with one model (as /predict does for the default one)",
     errors=(400, 404, 415, 503),
-    description="The bodies and answers of /predict, for the model named in the path; while the model "
-    "has a rollout, `ModelVersion` says which version answered. 404 for an unknown model.",
+    description="The bodies and answers of /predict, for the model named in the path (the body described "
+    "here holds the default model's fields; another model takes its own, which GET /v2/models/NAME lists); "
+    "while the model has a rollout, `ModelVersion` says which version answered. 404 for an unknown model.",
 )
 PINNED_PREDICT = dataclasses.replace(
     openapi.PREDICT,
