@@ -24,8 +24,9 @@ from modeler.schema import BOOLEAN, INTEGER, NUMBER, TEXT, Field, Schema
 _NONE = type(None)
 _NUMBERS = frozenset({int, float})
 _BOOLEANS = frozenset({bool, np.bool_})
-# Integers are taken column-wise up to 2**53, where a float64 holds each exactly: the row path
-# turns a value into int(float(value)), and compares it with its training range exactly.
+# Integers are taken column-wise below 2**53, where a float64 holds each exactly (the row path
+# keeps an integer as it is sent, and compares it with its training range exactly); beyond, the
+# row path converts them, and refuses those beyond int64.
 _EXACT_INTEGER = float(2**53)
 
 
@@ -106,7 +107,9 @@ def _numbers(values: Sequence[object], field: Field, types: set) -> tuple[np.nda
     except OverflowError:  # an int beyond float64: the row path says "too large"
         return None
     with np.errstate(invalid="ignore"):
-        usable = np.abs(array) <= (_EXACT_INTEGER if field.type == INTEGER else FLOAT32_MAX)  # False for NaN
+        # An integer below 2**53 only: an int sent beyond it rounds to at least 2**53. NaN: False.
+        magnitude = np.abs(array)
+        usable = magnitude < _EXACT_INTEGER if field.type == INTEGER else magnitude <= FLOAT32_MAX
     nulls = None
     if not usable.all():
         nulls = np.isnan(array)  # None, or a NaN the caller gave: both a missing value

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from modeler.cells import BOOLEAN, MISSING, NULL, UNKNOWN, value_problem
+from modeler.cells import BOOLEAN, INT64_MAX, INT64_MIN, INTEGER_TOO_LARGE, MISSING, NULL, UNKNOWN, value_problem
 from modeler.errors import FieldError, InvalidInput
 from modeler.schema import INTEGER, TEXT, Field, Schema
 from modeler.typed_columns import TypedColumns, lists_columns, records_columns, typed_columns
@@ -65,7 +65,11 @@ def cell(value: object, field: Field) -> tuple[object, str | None]:
         number = float(value)  # type: ignore[arg-type]
         if not number.is_integer():
             return None, NOT_AN_INTEGER
-        return int(number), None
+        # An integer as it is sent (exact beyond 2**53); a whole float as the integer it is.
+        whole = int(value) if isinstance(value, (int, np.integer)) else int(number)  # type: ignore[arg-type]
+        if not INT64_MIN <= whole <= INT64_MAX:  # the model's column is int64
+            return None, INTEGER_TOO_LARGE
+        return whole, None
     return float(value), None  # type: ignore[arg-type]
 
 

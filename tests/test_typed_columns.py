@@ -25,7 +25,7 @@ from mldeploy.api.answers import predict_answer
 from mldeploy.contract import CLASS, PROBABILITIES
 from mldeploy.monitoring.packing import pack_inputs, unpack_inputs
 from modeler.cells import BOOLEAN as BOOLEAN_PROBLEM
-from modeler.cells import MISSING, NOT_A_NUMBER, NOT_FINITE, NULL, TOO_LARGE, UNKNOWN
+from modeler.cells import INTEGER_TOO_LARGE, MISSING, NOT_A_NUMBER, NOT_FINITE, NULL, TOO_LARGE, UNKNOWN
 from modeler.errors import InvalidInput
 from modeler.modeler import Modeler
 from modeler.predictors.general import CLASSIFICATION, GeneralPredictor
@@ -165,18 +165,25 @@ def test_rare_values_take_the_row_path_and_give_its_answer(monkeypatch) -> None:
         assert isinstance(got, list)
         assert typed(got) == typed(row_path_result(x, monkeypatch))
     got, _ = to_typed_rows(rows, SCHEMA)
-    assert got[7][3] == int(float(2**60 + 1)) and got[8][0] == "nice" and got[10][6] is True
+    assert got[7][3] == 2**60 + 1 and got[8][0] == "nice" and got[10][6] is True
 
 
 def test_big_integers_and_numbers_convert_as_on_the_row_path(monkeypatch) -> None:
     rng = np.random.default_rng(3)
-    rows = records(500)
+    rows = records()
     for i, row in enumerate(rows):
         row["income"] = int(rng.integers(-(2**62), 2**62)) * (3**i % 7)  # exact ints beyond float64's precision
-        row["age"] = int(rng.integers(-(2**53), 2**53))
+        row["age"] = int(rng.integers(-(2**53) + 1, 2**53))
     got, _ = to_typed_rows(rows, SCHEMA)
     assert isinstance(got, TypedColumns)
     assert typed(got) == typed(row_path_result(rows, monkeypatch))
+    # From 2**53 on, an int is kept exactly as sent (the row path's), within int64's range only.
+    for value in (2**53, 2**53 + 1, -(2**53) - 1, 2**63 - 1, -(2**63)):
+        rows[MIDDLE]["age"] = value
+        got, _ = to_typed_rows(rows, SCHEMA)
+        assert got[MIDDLE][2] == value and type(got[MIDDLE][2]) is int
+    rows[MIDDLE]["age"] = 2**63
+    assert errors_of(rows) == ("Invalid input", [(MIDDLE, "age", INTEGER_TOO_LARGE)])
 
 
 BAD_CELLS = [
@@ -188,6 +195,8 @@ BAD_CELLS = [
     ("age", "40", NOT_A_NUMBER),
     ("age", None, NULL),
     ("visits", 1.5, NOT_AN_INTEGER),
+    ("visits", -(2**64), INTEGER_TOO_LARGE),
+    ("age", 1e19, INTEGER_TOO_LARGE),
     ("income", "lots", NOT_A_NUMBER),
     ("income", None, NULL),
     ("income", 1e39, TOO_LARGE),
