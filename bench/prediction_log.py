@@ -21,10 +21,14 @@ Served (unless ``--no-served``): three ``python -m mldeploy serve --workers 2`` 
 127.0.0.1, the same model, with the log off (``MLDEPLOY_LOG_PREDICTIONS=false``), in SQLite (the
 default, a file in the model directory) and in PostgreSQL (``MLDEPLOY_LOG_DATABASE``). Each round
 runs, on each server in turn, wrk at c=16 with the seed row, then wrk at 2 connections with a
-10,000-row batch (the ``records`` form of bench/run.py); each figure is the median over the
-rounds, and the ratios are log on / log off. The servers' /metrics then say how many rows each
-log wrote and dropped. The figures and the machine's load average are appended to
-bench/RESULTS.md (unless ``--no-write``).
+10,000-row batch (the ``records`` form of bench/run.py), each batch on a new connection
+(``Connection: close``): kept alive, both connections could land on one of the 2 workers for the
+whole run, which halved the rows/s of that run whatever the log did. Each figure is the median
+over the rounds, and the ratios are log on / log off. Server CPU is the gunicorn processes'
+(the log's writer threads included); the local PostgreSQL cluster's CPU is given beside it, since
+it shares the machine. The servers' /metrics then say how many rows each log wrote and dropped.
+The figures and the machine's load average are appended to bench/RESULTS.md (unless
+``--no-write``).
 """
 
 from __future__ import annotations
@@ -95,19 +99,20 @@ def measure(database: str, calls: int, batch_calls: int) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def postgres_database(url: str | None) -> Iterator[str | None]:
-    """``url``, else a database on a throwaway local cluster, else None (no binaries)."""
+def postgres_database(url: str | None) -> Iterator[tuple[str | None, int | None]]:
+    """``url``, else a database on a throwaway local cluster, else None (no binaries); and the
+    local cluster's postmaster PID (None for ``url``), whose processes' CPU is counted."""
     if url:
-        yield url
+        yield url, None
         return
     from tests.postgres import bin_dir, create_database, throwaway_cluster
 
     if bin_dir() is None:
         print("PostgreSQL: skipped (no server binaries: apt-get install postgresql, or pass --postgres URL)")
-        yield None
+        yield None, None
         return
     with throwaway_cluster() as server:
-        yield create_database(server, "bench")
+        yield create_database(server, "bench"), server.pid
 
 
 # -- served: /predict with the log off, in SQLite, in PostgreSQL --------------------------------------
@@ -115,6 +120,8 @@ def postgres_database(url: str | None) -> Iterator[str | None]:
 OFF, SQLITE, POSTGRES = "off", "sqlite", "postgresql"
 BATCH_ROWS = 10_000
 BATCH_KEY = f"records-{BATCH_ROWS}"
+# A new connection per batch: the worker free at that moment takes it (see the docstring).
+BATCH_HEADERS = ("Connection: close",)
 
 
 def serving(name: str, work: Path, database: str | None) -> served_bench.Server:
@@ -151,8 +158,10 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def served(database: str | None, rounds: int) -> dict:
-    """Run the rounds; returns figures per server, the log's counters and the load averages."""
+def served(database: str | None, rounds: int, postgres_pid: int | None = None) -> dict:
+    """Run the rounds; returns figures per server, the log's counters and the load averages.
+    ``postgres_pid``: the local cluster's postmaster, whose CPU is measured during the runs on
+    the PostgreSQL server."""
     names = [OFF, SQLITE] + ([POSTGRES] if database else [])
     figures: dict = {n: {} for n in names}
     loads = [load_average()]
@@ -167,9 +176,17 @@ def served(database: str | None, rounds: int) -> dict:
                     raise RuntimeError(f"{name}: the 10,000-row batch was not answered")
             runs: dict[tuple[str, str], list[dict]] = {}
             for round_ in range(rounds):
-                for key, body, connections in (("c16", files["single"], 16), (BATCH_KEY, files[BATCH_KEY], 2)):
+                for key, body, connections, headers in (
+                    ("c16", files["single"], 16, ()),
+                    (BATCH_KEY, files[BATCH_KEY], 2, BATCH_HEADERS),
+                ):
                     for name, server in servers.items():
-                        w = served_bench.wrk(server.port, body, connections, server.proc.pid)
+                        database_pid = postgres_pid if name == POSTGRES else None
+                        database_cpu = served_bench.cpu_seconds(database_pid) if database_pid else 0.0
+                        w = served_bench.wrk(server.port, body, connections, server.proc.pid, headers)
+                        if database_pid:
+                            database_cpu = served_bench.cpu_seconds(database_pid) - database_cpu
+                            w["database_cpu_per_request"] = database_cpu / max(w["requests"], 1)
                         if w["errors"]:
                             raise RuntimeError(f"{name} {key}: {w['errors']} errors in {w}")
                         runs.setdefault((name, key), []).append(w)
@@ -182,6 +199,8 @@ def served(database: str | None, rounds: int) -> dict:
                 figures[name][key] = median(w["rps"] for w in ws) * scale
                 figures[name][f"{key}_cpu_us"] = median(w["cpu_per_request"] for w in ws) * 1e6 / scale
                 figures[name][f"{key}_p99_ms"] = median(w["p99_us"] for w in ws) / 1000
+                if "database_cpu_per_request" in ws[0]:
+                    figures[name][f"{key}_db_cpu_us"] = median(w["database_cpu_per_request"] for w in ws) * 1e6 / scale
             # Each answered row once: what wrk counted, against what the logs wrote and dropped.
             time.sleep(3)  # the writers' flush interval is 1 s
             for name, server in servers.items():
@@ -208,14 +227,20 @@ def served_report(result: dict) -> str:
     def row(label: str, cell) -> str:
         return f"| {label} | " + " | ".join(cell(n) for n in names) + " |"
 
+    def database_cpu(name: str, key: str, fmt: str) -> str:
+        value = f[name].get(f"{key}_db_cpu_us")
+        return "-" if value is None else fmt.format(value)
+
     lines = [
         "| measure | " + " | ".join(f"log {n}" for n in names) + " |",
         "| --- |" + " ---: |" * len(names),
         row("/predict c=16: req/s", lambda n: f"{f[n]['c16']:,.0f}"),
         row("/predict c=16: p99 ms", lambda n: f"{f[n]['c16_p99_ms']:.2f}"),
         row("/predict c=16: server CPU µs per request", lambda n: f"{f[n]['c16_cpu_us']:,.0f}"),
+        row("/predict c=16: PostgreSQL CPU µs per request", lambda n: database_cpu(n, "c16", "{:,.0f}")),
         row("10,000-row batch: rows/s", lambda n: f"{f[n][BATCH_KEY]:,.0f}"),
         row("10,000-row batch: server CPU µs per row", lambda n: f"{f[n][BATCH_KEY + '_cpu_us']:.2f}"),
+        row("10,000-row batch: PostgreSQL CPU µs per row", lambda n: database_cpu(n, BATCH_KEY, "{:.2f}")),
         row("rows answered (wrk)", lambda n: f"{f[n]['answered_rows']:,}"),
         row(
             "rows logged / dropped (/metrics)",
@@ -230,9 +255,12 @@ def served_report(result: dict) -> str:
             value = f[name][key] / off[key]
             verdict = "met" if value >= goal else "NOT met"
             lines.append(f"| {label}, {name} | {value:.2f}x | >= {goal:.2f}x | {verdict} |")
-        for key, label in (("c16_cpu_us", "c=16 request"), (BATCH_KEY + "_cpu_us", "batch row")):
-            value = f[name][key] / off[key]
+        for key, label in (("c16", "c=16 request"), (BATCH_KEY, "batch row")):
+            value = f[name][f"{key}_cpu_us"] / off[f"{key}_cpu_us"]
             lines.append(f"| server CPU per {label}, {name} (less noisy than req/s) | {value:.2f}x | | |")
+            if f"{key}_db_cpu_us" in f[name]:
+                value = (f[name][f"{key}_cpu_us"] + f[name][f"{key}_db_cpu_us"]) / off[f"{key}_cpu_us"]
+                lines.append(f"| server + PostgreSQL CPU per {label}, {name} | {value:.2f}x | | |")
     return "\n".join(lines)
 
 
@@ -242,7 +270,8 @@ def append_results(table: str, result: dict, rounds: int, seconds: float) -> Non
         f"- `python bench/prediction_log.py`: machine {served_bench.machine()}; 3 servers (`mldeploy serve "
         f"--workers 2`, 127.0.0.1) with the log off, in SQLite (the default) and in PostgreSQL (a throwaway "
         f"local cluster); wrk 1 thread, {seconds:g} s per run, the seed row at c=16 and a 10,000-row batch "
-        f"(records form) at 2 connections; medians of {rounds} rounds interleaved across the servers.\n"
+        f"(records form) at 2 connections, a new connection per batch; medians of {rounds} rounds interleaved "
+        f"across the servers.\n"
         f"- load average (1, 5, 15 min) before and after each round: {'; '.join(result['loads'])}. The load "
         f"generator and other work share the 2 cores.\n\n{table}\n"
     )
@@ -270,9 +299,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         backends = [("sqlite", str(Path(tmp) / "bench.sqlite3"))]
+        postgres_pid = None
         with contextlib.ExitStack() as stack:
             if not args.no_postgres:
-                url = stack.enter_context(postgres_database(args.postgres))
+                url, postgres_pid = stack.enter_context(postgres_database(args.postgres))
                 if url:
                     backends.append(("postgresql", url))
             for name, database in backends:
@@ -290,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
             served_bench.SECONDS = args.seconds
             os.environ.setdefault("OMP_NUM_THREADS", "1")
             postgres_url = dict(backends).get("postgresql")
-            result = served(postgres_url, args.rounds)
+            result = served(postgres_url, args.rounds, postgres_pid)
             table = served_report(result)
             print(f"\nserved (load average {'; '.join(result['loads'])}):\n{table}")
             if not args.no_write:

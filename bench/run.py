@@ -205,15 +205,19 @@ def cpu_seconds(pid: int) -> float:
 # -- load ----------------------------------------------------------------------------------
 
 
-def wrk(port: int, body_file: Path, connections: int, server_pid: int | None = None) -> dict:
+def wrk(
+    port: int, body_file: Path, connections: int, server_pid: int | None = None, headers: tuple[str, ...] = ()
+) -> dict:
     """One bounded wrk run of POSTs of ``body_file``; returns its summary, with the server's CPU
-    seconds per request when ``server_pid`` is given (a figure the machine's other load barely moves)."""
+    seconds per request when ``server_pid`` is given (a figure the machine's other load barely moves).
+    ``headers`` (``"Name: value"``) go with every request."""
     cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
     argv = [
         "wrk",
         "-t1",
         f"-c{connections}",
         f"-d{SECONDS:g}s",
+        *(arg for header in headers for arg in ("-H", header)),
         "--timeout",
         "10s",
         "-s",

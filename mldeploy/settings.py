@@ -304,7 +304,8 @@ class Settings:
     log_max_age: float | None = field(default=None, metadata=parsed_by(optional(duration)))
     # Retention: keep at most this many of the newest logged rows; unset keeps them all.
     log_max_rows: int | None = field(default=None, metadata=parsed_by(optional(integer(1))))
-    # Rows waiting to be written, per worker; beyond, records are dropped and counted
+    # What may wait to be written, per worker, in one-row requests (a batch's row counts a 16th:
+    # mldeploy/monitoring/writer.py); beyond, records are dropped and counted
     # (mldeploy_prediction_log_dropped_total{reason="queue_full"}), never waited for.
     log_queue_size: int = field(default=100_000, metadata=parsed_by(integer(1)))
     # Rows waiting that wake the writer before its flush interval; also the most requests (one

@@ -23,7 +23,8 @@ Paths: a batch finds every tree's leaf for every row at once with bit vectors (Q
 feature, one table lookup gives the leaves a row can still reach in each tree; the AND over the
 features leaves the exit leaf as the lowest bit). Those tables take memory in proportion to trees
 x leaves x thresholds; past ``table_bytes_limit`` a level-by-level walk replaces them. One row
-walks the trees in Python over flat lists.
+walks the trees as generated Python, each tree's splits as nested ifs (modeler/ensemble_walk.py),
+or over flat lists where that does not apply (a missing value, an ensemble too large).
 
 Explanations (:meth:`CompiledEnsemble.contributions`) are Saabas path contributions: along each
 tree's path, the change in the node value at each split is credited to the split's feature; the
@@ -59,6 +60,7 @@ from modeler.load_errors import NotCompilable
 
 if TYPE_CHECKING:
     from modeler.ensemble_tables import LeafTables
+    from modeler.ensemble_walk import RowWalker
 
 # Bumped when the saved layout changes; a file of another format is not used.
 FORMAT = "mldeploy-compiled-ensemble/1"
@@ -442,11 +444,34 @@ class CompiledEnsemble:
                     node = left[node] if go_left else right[node]
                 leaves.append(node)
             return leaves
+        walker = self._row_walker
+        if walker is not None:
+            return walker(x)
         for node in self._root_list:
             while (f := feature[node]) >= 0:
                 node = left[node] if x[f] <= threshold[node] else right[node]
             leaves.append(node)
         return leaves
+
+    def prepare_one_row(self) -> None:
+        """Build the one-row walk now, so that a loaded version's first row is as fast as the next."""
+        _ = self._row_walker
+
+    @cached_property
+    def _row_walker(self) -> RowWalker | None:
+        """The one-row walk as generated code (modeler/ensemble_walk.py); None where the flat
+        walk stays."""
+        from modeler.ensemble_walk import row_walker
+
+        return row_walker(
+            self._feature_list,
+            self._threshold_list,
+            self._left_list,
+            self._right_list,
+            self._root_list,
+            self.n_features,
+            self.depth,
+        )
 
     def path_of(self, x: Sequence[float], tree: int) -> list[int]:
         """The nodes from one tree's root to its leaf for a prepared row (as the walk goes)."""

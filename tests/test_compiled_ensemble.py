@@ -409,3 +409,27 @@ def test_the_benchmark_runs_and_finds_the_answers_equal() -> None:
     assert done.returncode == 0, done.stderr[-1000:]
     assert "answers equal: one row True, 300 rows True" in done.stdout
     assert "ratio" in done.stdout
+
+
+def test_the_generated_one_row_walk_finds_the_flat_walks_leaves(case) -> None:
+    compiled = case.compiled
+    assert compiled._row_walker is not None, "the one-row path did not use the generated walk"
+    flat = CompiledEnsemble.from_bytes(compiled.to_bytes())
+    flat.__dict__["_row_walker"] = None  # the flat-list walk, as for an ensemble too large to generate
+    rows = [compiled._prepared_row(row) for row in case.X[:N_OTHER_PATHS].tolist()]
+    assert [compiled._leaves_of_row(x) for x in rows] == [flat._leaves_of_row(x) for x in rows]
+
+
+def test_the_generated_walk_is_left_out_where_it_cannot_serve() -> None:
+    from modeler.ensemble_walk import MAX_DEPTH, MAX_NODES, row_walker
+
+    # One split (node 0 on feature 0 at 0.5) and its two leaves.
+    tree = ([0, -1, -1], [0.5, 0.0, 0.0], [1, -1, -1], [2, -1, -1], [0])
+    walker = row_walker(*tree, n_features=1, depth=1)
+    assert walker is not None and walker([0.5]) == [1] and walker([0.6]) == [2]
+    assert row_walker(*tree, n_features=1, depth=MAX_DEPTH + 1) is None
+    assert row_walker([0, -1, -1], [float("nan"), 0.0, 0.0], *tree[2:], n_features=1, depth=1) is None
+    split_at_infinity = row_walker([0, -1, -1], [float("inf"), 0.0, 0.0], *tree[2:], n_features=1, depth=1)
+    assert split_at_infinity is not None and split_at_infinity([1e308]) == [1]
+    big = [-1] * (MAX_NODES + 1)
+    assert row_walker(big, [0.0] * len(big), big, big, [0], n_features=1, depth=0) is None

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import orjson
 import pytest
 
 from mldeploy.contract import CLASS, PROBABILITIES
@@ -147,10 +148,26 @@ def test_close_drains_a_full_queue_and_later_records_are_counted_not_raised(
     assert log.dropped_by_reason[CLOSED] == 1
 
 
+def test_the_queue_holds_queue_size_one_row_requests_or_16_times_as_many_rows_of_batches(database: str) -> None:
+    # The bound is memory: a row of a batch takes a 16th of what a one-row request takes.
+    def rows(n: int) -> tuple[list[dict], list[dict]]:
+        return [row(i) for i in range(n)], [ANSWER] * n
+
+    log = PredictionLog(database, queue_size=10, batch_size=10**6, flush_interval=600)
+    assert log.record("six-places", "v1", *rows(16 * 6))
+    assert log.record("one-place", "v1", *rows(1))
+    assert log.record("three-places", "v1", *rows(16 * 2 + 1))
+    assert not log.record("one-too-many", "v1", *rows(1))
+    assert (log.queued, log.dropped_by_reason[QUEUE_FULL]) == (96 + 1 + 33, 1)
+    assert log.close(60) and (log.written, log.dropped) == (130, 1)
+    assert Counter(r.request_id for r in logged(database)) == {"six-places": 96, "one-place": 1, "three-places": 33}
+
+
 def test_a_batch_larger_than_the_queue_goes_in_when_the_queue_is_empty(database: str) -> None:
+    rows = 16 * 10 + 1  # 11 places in a queue of 10
     with PredictionLog(database, queue_size=10) as log:
-        assert log.record("big", "v1", [row(i) for i in range(25)], [ANSWER] * 25)
-    assert len(logged(database)) == 25
+        assert log.record("big", "v1", [row(i) for i in range(rows)], [ANSWER] * rows)
+    assert len(logged(database)) == rows
 
 
 def test_counter_callbacks_see_every_change_and_cannot_break_the_log(
@@ -162,7 +179,7 @@ def test_counter_callbacks_see_every_change_and_cannot_break_the_log(
         written.append(n)
         raise RuntimeError("a broken metrics backend")
 
-    with PredictionLog(database, queue_size=3, flush_interval=600, batch_size=100, on_written=broken) as log:
+    with PredictionLog(database, queue_size=1, flush_interval=600, batch_size=100, on_written=broken) as log:
         log.on_dropped = lambda n, reason: dropped.append((n, reason))
         log.record("a", "v1", [row(1), row(2), row(3)], [ANSWER] * 3)
         log.record("b", "v1", [row(4)], [ANSWER])  # the queue is full
@@ -202,6 +219,92 @@ def test_writing_the_same_rows_twice_keeps_one_copy(database: str) -> None:
         assert [(r.row, r.inputs) for r in store.request_rows("req")] == [(i, row(i)) for i in range(3)]
     finally:
         store.close()
+
+
+def test_a_batch_with_requests_already_present_writes_the_new_ones_and_keeps_the_old(database: str) -> None:
+    # PostgreSQL writes a batch by COPY, which refuses the whole batch on one key already there:
+    # the batch goes in again by INSERT, every new request written, every old one left as it was.
+    first = [packed("old", 1_000.0, [row(1)]), packed("twice", 1_000.0, [row(2)])]
+    again = [
+        packed("twice", 2_000.0, [row(20)]),
+        packed("new", 2_000.0, [row(3), row(4)]),
+        packed("old", 2_000.0, [row(10)]),
+        packed("new", 2_000.0, [row(30)]),  # twice in one batch: its first copy is kept
+    ]
+    store = open_store(database)
+    try:
+        store.insert(first)
+        store.insert(again)
+        held: dict[str, list] = {}
+        for r in store.rows():
+            held.setdefault(r.request_id, []).append((r.row, r.inputs, r.time.timestamp()))
+    finally:
+        store.close()
+    assert held == {
+        "old": [(0, row(1), 1_000.0)],
+        "twice": [(0, row(2), 1_000.0)],
+        "new": [(0, row(3), 2_000.0), (1, row(4), 2_000.0)],
+    }
+
+
+def test_postgres_copies_packed_arrays_back_bit_for_bit_in_cheaply_compressed_columns(postgres_url: str) -> None:
+    import psycopg
+
+    from mldeploy.monitoring.packing import pack_inputs, pack_table_outputs
+
+    # A 10,000-row request as the server packs it: a float array, an answer-table index per row.
+    rng = np.random.default_rng(7)
+    values = np.round(rng.uniform(0, 8, (10_000, 4)), 2)
+    values[0] = [np.nan, np.inf, -0.0, 5e-324]  # exact bits, whatever the value
+    names = ("setosa", "unused", "versicolor", "unused too", "virginica")
+    entries = rng.choice([0, 2, 4], 10_000)  # some of the table's entries, not all
+    answers = [json.dumps({CLASS: name}).encode() for name in names]
+    inputs = pack_inputs(["a", "b", "c", "d"], values)
+    outputs = pack_table_outputs(entries, [orjson.Fragment(a) for a in answers])
+    store = open_store(postgres_url)
+    try:
+        store.insert([("big", "iris", "v1", 1_700_000_000.25, 10_000, inputs, outputs)])
+        records = store.request_rows("big")
+    finally:
+        store.close()
+    assert len(records) == 10_000 and records[0].time == datetime.fromtimestamp(1_700_000_000.25, UTC)
+    got = np.array([[r.inputs[k] for k in "abcd"] for r in records])
+    assert got.tobytes() == values.tobytes()
+    assert [r.outputs[CLASS] for r in records] == [names[e] for e in entries]
+    with psycopg.connect(postgres_url) as conn:
+        raw = conn.execute("SELECT inputs, outputs FROM predictions WHERE request_id = 'big'").fetchone()
+    assert (bytes(raw[0]), bytes(raw[1])) == (inputs, outputs)
+    assert cheaply_stored(postgres_url)
+
+
+def packed_columns(url: str) -> dict[str, tuple[str, str]]:
+    """The packed columns' compression method and storage in PostgreSQL's catalog."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        found = conn.execute(
+            "SELECT attname, attcompression, attstorage FROM pg_attribute "
+            "WHERE attrelid = 'predictions'::regclass AND attname IN ('inputs', 'outputs')"
+        ).fetchall()
+    return {name: (method, storage) for name, method, storage in found}
+
+
+def cheaply_stored(url: str) -> bool:
+    # lz4 where the server has it (Debian's has), else uncompressed out of line: never pglz.
+    return all(method == "l" or storage == "e" for method, storage in packed_columns(url).values())
+
+
+def test_postgres_tables_made_before_get_the_cheap_compression_when_opened(postgres_url: str) -> None:
+    import psycopg
+
+    open_store(postgres_url).close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE predictions ALTER COLUMN inputs SET COMPRESSION pglz")
+        conn.execute("ALTER TABLE predictions ALTER COLUMN outputs SET STORAGE EXTENDED")
+        conn.execute("ALTER TABLE predictions ALTER COLUMN outputs SET COMPRESSION DEFAULT")
+    assert not cheaply_stored(postgres_url)
+    open_store(postgres_url).close()
+    assert cheaply_stored(postgres_url)
 
 
 def test_the_schema_has_both_tables_keyed_by_request_and_row_and_the_indexes(database: str) -> None:

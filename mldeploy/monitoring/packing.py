@@ -68,7 +68,11 @@ def pack_inputs(features: Sequence[str], rows: object) -> bytes:
 def pack_table_outputs(entries: np.ndarray, answer_json: Sequence[object]) -> bytes:
     """One entry index per row, and each distinct entry's answer (``answer_json[entry]``: the
     answer's JSON, e.g. an ``orjson.Fragment``)."""
-    used = np.unique(entries)
+    if entries.size and entries.dtype.kind in "iu" and int(entries.min()) >= 0:
+        # Entries index a table: counting them finds the used ones in a tenth of a sort's time.
+        used = np.flatnonzero(np.bincount(entries))
+    else:
+        used = np.unique(entries)
     if used.size and int(used[-1]) < 1 << 16 and int(used[0]) >= 0:
         entries = entries.astype(np.uint16)
     answers = {int(entry): answer_json[entry] for entry in used.tolist()}

@@ -49,6 +49,14 @@ CLOSE_GRACE = 1.0  # seconds close() waits beyond its timeout for the writer to 
 RETRY_INTERVAL = 2.0
 PRUNE_INTERVAL = 60.0
 WARN_INTERVAL = 60  # seconds between two warnings about refused records
+# What bounds the queue is memory: a queued one-row request holds about 600 bytes (its request id,
+# answer and validated row), a row of a batch about 40 (a row of the validated array and its
+# answer's index). So a request takes one place in the queue, plus one per ROWS_PER_PLACE rows
+# beyond its first: queue_size places hold that many one-row requests or 16 times as many rows
+# of batches, about 60 MB per worker at the default either way. (Counted in rows, the queue held
+# ten 10,000-row requests, a quarter of a second of them: a writer held up a little longer by a
+# checkpoint or a busy interpreter dropped records.)
+ROWS_PER_PLACE = 16
 
 
 # The outputs slot of a queued Inference (record_inference): packed by .answered on the writer.
@@ -63,6 +71,11 @@ def _answered_rows() -> Callable:
 
 # Episodes that warn once at their start.
 _OUTAGE, _FULL = "outage", "queue full"
+
+
+def places(rows: int) -> int:
+    """The places in the queue a request of ``rows`` rows takes (see :data:`ROWS_PER_PLACE`)."""
+    return 1 + (rows - 1) // ROWS_PER_PLACE
 
 
 def _seconds(value: float | timedelta | None) -> float | None:
@@ -85,9 +98,10 @@ class PredictionLog:
     ``database`` is a SQLite file path or a ``postgresql://`` URL. ``sample_rate`` (0 to 1) keeps
     that share of requests, chosen by request id. Retention: rows older than ``max_age`` (seconds
     or a timedelta) and beyond the newest ``max_rows`` are deleted every ``prune_interval``
-    seconds. The queue holds up to ``queue_size`` rows; ``batch_size`` rows waiting wake the writer
-    before its interval, and it inserts up to ``batch_size`` requests
-    rows per transaction, at least every ``flush_interval`` seconds.
+    seconds. The queue holds up to ``queue_size`` one-row requests, a request of n rows taking
+    the place of ``1 + (n - 1) // 16`` (:data:`ROWS_PER_PLACE`: what a batch's rows take in memory);
+    ``batch_size`` rows waiting wake the writer before its interval, and it inserts up to
+    ``batch_size`` requests per transaction, at least every ``flush_interval`` seconds.
 
     Counters: ``written`` and ``dropped`` (with ``dropped_by_reason``, keyed by
     :data:`DROP_REASONS`), per process. ``on_written(rows)`` and ``on_dropped(rows, reason)``
@@ -153,6 +167,7 @@ class PredictionLog:
         self._settled = threading.Condition(self._lock)  # flush() and close() wait here
         self._pending: list[tuple] = []
         self._pending_rows = 0
+        self._pending_places = 0  # what the queue's bound counts (see ROWS_PER_PLACE)
         self._accepted_rows = 0  # queued since the start (flush() waits until all are settled)
         self._settled_rows = 0  # written or dropped after being queued
         self._flush_requested = False
@@ -223,7 +238,7 @@ class PredictionLog:
             if self._closing:
                 reason = CLOSED
             # A batch larger than the whole queue still goes in when the queue is empty.
-            elif self._pending_rows and self._pending_rows + count > self.queue_size:
+            elif self._pending_places and self._pending_places + places(count) > self.queue_size:
                 reason = QUEUE_FULL
             else:
                 if self._thread is None:
@@ -231,6 +246,7 @@ class PredictionLog:
                 before = self._pending_rows
                 self._pending.append(item)
                 self._pending_rows = before + count
+                self._pending_places += places(count)
                 self._accepted_rows += count
                 if before < self.batch_size <= self._pending_rows:
                     self._wake.notify()
@@ -348,7 +364,7 @@ class PredictionLog:
             return
         with self._lock:
             ended = self._episodes & {_OUTAGE}
-            if _FULL in self._episodes and self._pending_rows <= self.queue_size // 2:
+            if _FULL in self._episodes and self._pending_places <= self.queue_size // 2:
                 ended.add(_FULL)
             self._episodes -= ended
         if ended:
@@ -376,7 +392,7 @@ class PredictionLog:
                     break
                 self._wake.wait(remaining)
             self._flush_requested = False
-            items, self._pending, self._pending_rows = self._pending, [], 0
+            items, self._pending, self._pending_rows, self._pending_places = self._pending, [], 0, 0
             return items, self._closing
 
     def _run(self) -> None:

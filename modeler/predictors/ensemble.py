@@ -2,8 +2,9 @@
 
 :class:`~modeler.compiled_ensemble.CompiledEnsemble` holds the flattened trees (saved beside the
 pickle as ``ensemble.bin``) and answers exactly as the estimator does; this predictor puts it
-behind the predictor seam: one row walks the trees in Python, a batch takes the bit-vector path,
-and an explanation is each feature's contribution (bias + contributions = the answer).
+behind the predictor seam: one row walks the trees as generated Python (modeler/ensemble_walk.py),
+a batch takes the bit-vector path, and an explanation is each feature's contribution (bias +
+contributions = the answer).
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ class EnsemblePredictor(Predictor):
             self.classes = ()
             self.capabilities = frozenset({VALUE, EXPLANATION})
         self._load_estimator = load_estimator
+        # At load (in gunicorn's master, before the fork), not on the first request: generating
+        # the walk takes a few tenths of a second for a 100-tree forest.
+        ensemble.prepare_one_row()
 
     @classmethod
     def from_estimator(cls, estimator: object) -> EnsemblePredictor:
