@@ -15,7 +15,8 @@
    with a sample: a 1,000-row records batch served, rows per second at c=1 (one request at a time)
    and c=2 (one per worker), against calling the pipeline in process on the same 1,000 rows
    (``predict`` and ``predict_proba`` on their DataFrame, one call at a time), each a throughput
-   over the same time, interleaved.
+   over the same time, interleaved; and the CPU time per row of each (the server's process tree
+   over its wrk run, the calling process's own), which the machine's other load moves far less.
 
 Loads only 127.0.0.1 on ports it opened, each run bounded in time (wrk -d) and count. Prints the
 figures with the load average, and appends them to bench/RESULTS.md unless ``--no-append``.
@@ -189,45 +190,56 @@ def served_forest(forest: RandomForestClassifier, model_dir: Path, work: Path, r
     return {"mldeploy_rps": rps["mldeploy"], "floor_rps": rps["floor"], "ratio": rps["mldeploy"] / rps["floor"]}
 
 
-def calls_per_second(fn, seconds: float) -> float:
-    """How many times ``fn`` runs per second, called back to back for ``seconds``."""
-    calls, start = 0, time.perf_counter()
+def calls_per_second(fn, seconds: float) -> tuple[float, float]:
+    """How many times ``fn`` runs per second, called back to back for ``seconds``, and the CPU
+    seconds each call took (process time: other work on the machine barely moves it)."""
+    calls, start, cpu = 0, time.perf_counter(), time.process_time()
     while (elapsed := time.perf_counter() - start) < seconds:
         fn()
         calls += 1
-    return calls / elapsed
+    return calls / elapsed, (time.process_time() - cpu) / calls
 
 
 def served_pipeline(pipeline: Pipeline, model_dir: Path, work: Path, rounds: int, seconds: float) -> dict:
     """Rows per second: the pipeline called in process on the 1,000 rows' DataFrame, one call at a
     time, and the same rows as one records body served at c=1 and c=2. Each side is a throughput
-    over ``seconds``, interleaved round by round, so the machine's load falls on both alike."""
+    over ``seconds``, interleaved round by round, so the machine's load falls on both alike. Also
+    the CPU time per row of each (the server's: its process tree's, over the run), a figure the
+    machine's other load moves far less than throughput."""
     rows = customers(1000, 21)
     body_file = work / "pipeline-1000.json"
     body_file.write_text(rows.to_json(orient="records"))
     labels = pipeline.predict(rows).tolist()
     server = served_server("mldeploy-pipeline", model_dir)
     runs: dict[str, list[float]] = {"in process": [], "c=1": [], "c=2": []}
+    cpu: dict[str, list[float]] = {"in process": [], "c=1": [], "c=2": []}  # CPU seconds per row
     try:
         started(server, body_file.read_bytes(), lambda a: [p["Class"] for p in a["Predictions"]] == labels)
         side.wrk(server.port, body_file, 2)  # warm-up: both workers have unpickled the pipeline
         for _ in range(rounds):
-            calls = calls_per_second(lambda: (pipeline.predict(rows), pipeline.predict_proba(rows)), seconds)
+            calls, call_cpu = calls_per_second(lambda: (pipeline.predict(rows), pipeline.predict_proba(rows)), seconds)
             runs["in process"].append(calls * len(rows))
+            cpu["in process"].append(call_cpu / len(rows))
             for connections in (1, 2):
-                summary = side.wrk(server.port, body_file, connections)
+                summary = side.wrk(server.port, body_file, connections, server.proc.pid)
                 if summary["errors"]:
                     raise RuntimeError(f"pipeline: {summary['errors']} errors under load")
                 runs[f"c={connections}"].append(summary["rps"] * len(rows))
+                cpu[f"c={connections}"].append(summary["cpu_per_request"] / len(rows))
     finally:
         server.stop()
     rates = {name: statistics.median(values) for name, values in runs.items()}
+    cpu_us = {name: statistics.median(values) * 1e6 for name, values in cpu.items()}
     return {
         "in_process_rows_s": rates["in process"],
         "served_c1_rows_s": rates["c=1"],
         "served_c2_rows_s": rates["c=2"],
         "ratio_c1": rates["c=1"] / rates["in process"],
         "ratio_c2": rates["c=2"] / rates["in process"],
+        "in_process_cpu_us_row": cpu_us["in process"],
+        "served_c1_cpu_us_row": cpu_us["c=1"],
+        "served_c2_cpu_us_row": cpu_us["c=2"],
+        "cpu_ratio": cpu_us["in process"] / cpu_us["c=1"],
     }
 
 
@@ -261,6 +273,9 @@ def report(inproc: dict, forest: dict, pipe: dict, seconds: float, rounds: int, 
         f">= 0.8x: {verdict(pipe['ratio_c1'], 0.8)} |",
         f"| text Pipeline, 1,000-row batch served, c=2 | {pipe['served_c2_rows_s']:,.0f} rows/s | "
         f"{pipe['in_process_rows_s']:,.0f} rows/s | {pipe['ratio_c2']:.2f}x | (2 workers, 2 cores) |",
+        f"| text Pipeline, CPU per row (served c=1: the server's process tree) | "
+        f"{pipe['served_c1_cpu_us_row']:.2f} µs | {pipe['in_process_cpu_us_row']:.2f} µs (the pipeline in process) | "
+        f"{pipe['cpu_ratio']:.2f}x | (c=2: {pipe['served_c2_cpu_us_row']:.2f} µs) |",
         "",
     ]
     return "\n".join(lines)

@@ -6,6 +6,10 @@ order, a list of dicts or of lists, :class:`~modeler.validation.Columns`, a 2-D 
 DataFrame), the same errors (one :class:`FieldError` per bad field, naming its row), and rows of
 Python values in field order: ``float`` for a number, ``int`` for an integer, ``str``, ``bool``,
 ``None`` for a null. A schema of plain numbers never comes here: it keeps the float fast path.
+
+A batch is first tried column by column (:mod:`modeler.typed_columns`: one vectorised check and
+conversion per field, no Python work per cell), which gives :class:`TypedColumns` holding the
+same rows; any batch that fails that check is validated row by row, which names each problem.
 """
 
 from __future__ import annotations
@@ -13,13 +17,18 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from modeler.cells import BOOLEAN, MISSING, NULL, UNKNOWN, value_problem
+from modeler.cells import BOOLEAN, INT64_MAX, INT64_MIN, INTEGER_TOO_LARGE, MISSING, NULL, UNKNOWN, value_problem
 from modeler.errors import FieldError, InvalidInput
 from modeler.schema import INTEGER, TEXT, Field, Schema
+from modeler.typed_columns import TypedColumns, lists_columns, records_columns, typed_columns
 from modeler.validation import DUPLICATE, EMPTY, MAX_ERRORS, NOT_A_ROW, Columns, _raise_if
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NOT_TEXT = "not text"
 NOT_A_BOOLEAN = "not a boolean"
@@ -56,7 +65,11 @@ def cell(value: object, field: Field) -> tuple[object, str | None]:
         number = float(value)  # type: ignore[arg-type]
         if not number.is_integer():
             return None, NOT_AN_INTEGER
-        return int(number), None
+        # An integer as it is sent (exact beyond 2**53); a whole float as the integer it is.
+        whole = int(value) if isinstance(value, (int, np.integer)) else int(number)  # type: ignore[arg-type]
+        if not INT64_MIN <= whole <= INT64_MAX:  # the model's column is int64
+            return None, INTEGER_TOO_LARGE
+        return whole, None
     return float(value), None  # type: ignore[arg-type]
 
 
@@ -70,7 +83,9 @@ def _row(values: Sequence[object], fields: Sequence[Field], index: int, errors: 
     return out
 
 
-def _mapping_row(row: Mapping, schema: Schema, index: int, errors: list[FieldError]) -> list[object]:
+def _mapping_row(
+    row: Mapping, schema: Schema, index: int, errors: list[FieldError], known: frozenset[str] | None = None
+) -> list[object]:
     values = []
     for field in schema.fields:
         if field.name not in row:
@@ -79,7 +94,7 @@ def _mapping_row(row: Mapping, schema: Schema, index: int, errors: list[FieldErr
         else:
             values.append(row[field.name])
     out = _row(values, schema.fields, index, errors)
-    known = set(schema.names)
+    known = frozenset(schema.names) if known is None else known
     errors.extend(FieldError(index, str(k), UNKNOWN) for k in row if k not in known)
     return out
 
@@ -98,12 +113,27 @@ def _is_row_sequence(x: object) -> bool:
     return isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.ndim == 1)
 
 
-def _rows(items: Sequence, schema: Schema) -> TypedRows:
+def _at_once(items: list, schema: Schema) -> TypedColumns | None:
+    """A batch of dicts, or of lists in field order, column by column; None when it needs the
+    row path."""
+    if type(items[0]) is dict:
+        columns = records_columns(items, schema.names)
+    else:
+        columns = lists_columns(items, len(schema.fields))
+    return None if columns is None else typed_columns(columns, schema)
+
+
+def _rows(items: Sequence, schema: Schema, *, at_once: bool = True) -> TypedRows | TypedColumns:
+    if at_once and isinstance(items, list) and items:
+        batch = _at_once(items, schema)
+        if batch is not None:
+            return batch
     errors: list[FieldError] = []
     rows = []
+    known = frozenset(schema.names)
     for index, item in enumerate(items):
         if isinstance(item, Mapping):
-            rows.append(_mapping_row(item, schema, index, errors))
+            rows.append(_mapping_row(item, schema, index, errors, known))
         elif _is_row_sequence(item):
             rows.append(_sequence_row(list(item), schema, index, errors))
         else:
@@ -114,8 +144,8 @@ def _rows(items: Sequence, schema: Schema) -> TypedRows:
     return rows
 
 
-def _columns(names: list[str], data: Sequence[Sequence[object]], schema: Schema) -> TypedRows:
-    """Rows given column-wise (the columns in any order), in the schema's order."""
+def _check_names(names: list[str], schema: Schema) -> None:
+    """InvalidInput naming each duplicate, missing and unknown column of a column-wise batch."""
     errors: list[FieldError] = []
     seen: set[str] = set()
     for name in names:
@@ -126,9 +156,22 @@ def _columns(names: list[str], data: Sequence[Sequence[object]], schema: Schema)
     known = set(schema.names)
     errors.extend(FieldError(None, n, UNKNOWN) for n in names if n not in known)
     _raise_if(errors)
+
+
+def _columns(
+    names: list[str], data: Sequence[Sequence[object]], schema: Schema, *, at_once: bool = True
+) -> TypedRows | TypedColumns:
+    """Rows given column-wise (the columns in any order), in the schema's order."""
+    _check_names(names, schema)
     if len(data) == 0:
         raise InvalidInput([FieldError(None, None, EMPTY)])
     order = [names.index(f) for f in schema.names]
+    columns = lists_columns(data, len(names)) if at_once and isinstance(data, list) else None
+    if columns is not None:
+        batch = typed_columns([columns[j] for j in order], schema)
+        if batch is not None:
+            return batch
+    errors: list[FieldError] = []
     reordered = []
     for index, row in enumerate(data):
         if not _is_row_sequence(row) or len(row) != len(names):
@@ -136,17 +179,30 @@ def _columns(names: list[str], data: Sequence[Sequence[object]], schema: Schema)
             continue
         reordered.append([row[j] for j in order])
     _raise_if(errors)
-    return _rows(reordered, schema)
+    return _rows(reordered, schema, at_once=False)
 
 
-def to_typed_rows(x: object, schema: Schema) -> tuple[TypedRows, bool]:
+def _frame(frame: pd.DataFrame, schema: Schema) -> TypedRows | TypedColumns:
+    """A DataFrame: column by column when it can, else its values row by row as Python objects."""
+    names = [str(c) for c in frame.columns]
+    _check_names(names, schema)
+    if len(frame):
+        # Each column's values as the row path reads them: astype(object), then Python objects.
+        values = [frame.iloc[:, names.index(f)].astype(object).tolist() for f in schema.names]
+        batch = typed_columns(values, schema)
+        if batch is not None:
+            return batch
+    return _columns(names, frame.astype(object).to_numpy().tolist(), schema, at_once=False)
+
+
+def to_typed_rows(x: object, schema: Schema) -> tuple[TypedRows | TypedColumns, bool]:
     """Validate ``x`` against ``schema``; ``(rows, single)`` as :func:`~modeler.validation.to_rows`
-    gives them, the values typed per field (None for a null)."""
+    gives them, the values typed per field (None for a null): a list of rows, or for a batch
+    whose every column passed the column-wise check, :class:`TypedColumns` holding those rows."""
     errors: list[FieldError] = []
     pd = sys.modules.get("pandas")
     if pd is not None and isinstance(x, pd.DataFrame):
-        names = [str(c) for c in x.columns]
-        return _columns(names, x.astype(object).to_numpy().tolist(), schema), False
+        return _frame(x, schema), False
     if isinstance(x, Columns):
         return _columns([str(n) for n in x.names], x.data, schema), False
     if isinstance(x, Mapping):
@@ -203,10 +259,14 @@ class CategoryWarning:
         return f"CategoryWarning({self.field!r}, {self.value!r})"
 
 
-def unusual_values(rows: TypedRows, schema: Schema) -> dict[int, list]:
+def unusual_values(rows: TypedRows | TypedColumns, schema: Schema) -> dict[int, list]:
     """``{row: warnings}``: numbers outside their training range (:class:`RangeWarning`) and
-    categories not seen in training (:class:`CategoryWarning`); nulls are never flagged."""
+    categories not seen in training (:class:`CategoryWarning`); nulls are never flagged. Rows
+    in input order, each row's warnings in field order."""
     from modeler.ranges import RangeWarning
+
+    if isinstance(rows, TypedColumns):
+        return _unusual_in_columns(rows, schema)
 
     checks = []
     for j, field in enumerate(schema.fields):
@@ -228,3 +288,26 @@ def unusual_values(rows: TypedRows, schema: Schema) -> dict[int, list]:
             elif value not in known:
                 found.setdefault(i, []).append(CategoryWarning(field.name, value, field.categories))
     return found
+
+
+def _unusual_in_columns(batch: TypedColumns, schema: Schema) -> dict[int, list]:
+    """:func:`unusual_values` of a batch held column by column: one vectorised check per field."""
+    from modeler.ranges import RangeWarning
+
+    found: dict[int, list] = {}
+    for j, field in enumerate(schema.fields):
+        if field.numeric and field.min is not None and field.max is not None:
+            values, nulls = batch.frame_columns[j], batch.nulls[j]
+            outside = ~((values >= field.min) & (values <= field.max))  # NaN (a null) is outside: unmarked next
+            if nulls is not None:
+                outside &= ~nulls
+            known = (field.min, field.max)
+            for i in np.flatnonzero(outside).tolist():
+                found.setdefault(i, []).append(RangeWarning(field.name, float(values[i]), known))
+        elif field.categories is not None and not field.numeric:
+            categories = frozenset(field.categories)
+            for i, value in enumerate(batch.column(j)):
+                if value is not None and value not in categories:
+                    found.setdefault(i, []).append(CategoryWarning(field.name, value, field.categories))
+    # Fields were visited in order, so each row's warnings are in field order; rows in input order.
+    return dict(sorted(found.items())) if len(found) > 1 else found

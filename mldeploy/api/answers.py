@@ -17,6 +17,9 @@ version and kept with the predictor's table, so a row of a batch costs one list 
 
 from __future__ import annotations
 
+from itertools import repeat
+
+import numpy as np
 import orjson
 
 from mldeploy.contract import (
@@ -32,7 +35,7 @@ from mldeploy.contract import (
 from modeler.errors import FieldError, InvalidInput
 from modeler.inference import Inference
 from modeler.predictors import base
-from modeler.predictors.base import AnswerTable
+from modeler.predictors.base import AnswerTable, ArrayAnswers
 from modeler.ranges import RangeWarning
 
 # This module's key for what it keeps in a predictor's answer table.
@@ -62,14 +65,27 @@ def entry_fragments(table: AnswerTable) -> EntryFragments:
 
 def _plain_rows(result: Inference) -> list[dict]:
     """One ``{Prediction}``, ``{Class}`` or ``{Class, Probabilities}`` per row, as the model can."""
+    answers = result.answers
     if result.predictor.can(base.VALUE):  # a regressor: one number per row
-        return [{PREDICTION: value} for value in result.answers.values().tolist()]
-    labels = result.answers.labels()
+        return [{PREDICTION: value} for value in answers.values().tolist()]
+    labels = answers.labels()
     if not result.predictor.can(base.PROBABILITIES):
         return [{CLASS: label} for label in labels]
-    return [
-        {CLASS: label, PROBABILITIES: p} for label, p in zip(labels, result.answers.probability_dicts(), strict=True)
-    ]
+    if isinstance(answers, ArrayAnswers):
+        return _class_rows(labels, answers.probabilities(), [str(c) for c in answers.classes])
+    return [{CLASS: label, PROBABILITIES: p} for label, p in zip(labels, answers.probability_dicts(), strict=True)]
+
+
+def _class_rows(labels: list, probabilities: np.ndarray, keys: list[str]) -> list[dict]:
+    """``{Class, Probabilities: {key: probability}}`` per row, as ``ArrayAnswers.probability_dicts``
+    keys them, built from the probability columns: for a batch of thousands this is most of the
+    answer's cost, and a dict display per row (two classes, the common case) is the fastest."""
+    columns = probabilities.T.tolist()
+    if len(keys) == 2:
+        a, b = keys
+        return [{CLASS: label, PROBABILITIES: {a: x, b: y}} for label, x, y in zip(labels, *columns, strict=True)]
+    dicts = map(dict, map(zip, repeat(keys), zip(*columns, strict=True)))
+    return [{CLASS: label, PROBABILITIES: p} for label, p in zip(labels, dicts, strict=True)]
 
 
 def predict_answer(

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 import orjson
 
+from modeler.typed_columns import TypedColumns
+
 JSON, ARRAY, TABLE = b"J", b"N", b"T"
 COLUMNS, DATA, DTYPE, SHAPE, ANSWERS = "columns", "data", "dtype", "shape", "answers"
 # numpy scalars from a model, class labels that are not strings (int classes): written, not refused.
@@ -56,6 +58,10 @@ def pack_inputs(features: Sequence[str], rows: object) -> bytes:
         return _with_header(ARRAY, {COLUMNS: columns, DTYPE: rows.dtype.str, SHAPE: list(rows.shape)}, rows)
     if isinstance(rows, np.ndarray):
         rows = rows.tolist()  # object arrays (text fields): plain values, which orjson writes
+    elif isinstance(rows, TypedColumns):
+        # A typed batch validated column by column: its rows as the row path gives them (Python
+        # values, None for a null), built from its columns on this, the writer's, thread.
+        rows = rows.tolist()
     return pack_json({COLUMNS: columns, DATA: rows})
 
 
