@@ -70,3 +70,16 @@ def test_a_full_buffer_refuses_a_copy_and_a_failing_handler_stops_nothing() -> N
     assert buffer.submit(copy_of([[1.0]], fine, key="g"))  # the thread lives on after a failure
     wait_for(lambda: answered == ["f", "g"])
     assert answered == ["f", "g"]
+
+
+def test_typed_batches_checked_column_by_column_join_as_their_rows() -> None:
+    from modeler.schema import INTEGER, TEXT, Field, Schema
+    from modeler.typed_columns import TypedColumns
+    from modeler.typed_validation import to_typed_rows
+
+    schema = Schema((Field("plan", TEXT, categories=("basic", "pro")), Field("months", INTEGER)))
+    first, _ = to_typed_rows([{"plan": "pro", "months": 3}, {"plan": "basic", "months": 5}], schema)
+    second, _ = to_typed_rows([{"plan": "basic", "months": 7}, {"plan": "pro", "months": 1}], schema)
+    assert isinstance(first, TypedColumns) and isinstance(second, TypedColumns)
+    joined = joined_rows([copy_of(first), copy_of(second)])
+    assert joined == [["pro", 3], ["basic", 5], ["basic", 7], ["pro", 1]]

@@ -51,7 +51,11 @@ class Copy(NamedTuple):
 def joined_rows(copies: Sequence[Copy]) -> object | None:
     """Every copy's rows as one batch, in order (lists chained, arrays stacked); None when
     their forms cannot be joined (each copy is then answered alone)."""
-    rows = [copy.rows for copy in copies]
+    # A typed batch checked column by column (modeler/typed_columns.py) joins as its rows.
+    rows = [
+        r if isinstance(r, list | np.ndarray) or not hasattr(r, "tolist") else r.tolist()
+        for r in (c.rows for c in copies)
+    ]
     if all(isinstance(r, list) for r in rows):
         return list(itertools.chain.from_iterable(rows))
     if all(isinstance(r, np.ndarray | list) for r in rows):
