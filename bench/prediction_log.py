@@ -50,6 +50,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
 import run as served_bench  # noqa: E402 - bench/run.py: its servers, bodies and wrk runs
+from run import BATCH_HEADERS  # noqa: E402 - a new connection per batch: the worker free then takes it
 
 from mldeploy.contract import CLASS, PROBABILITIES  # noqa: E402
 from mldeploy.monitoring import PredictionLog  # noqa: E402
@@ -120,8 +121,6 @@ def postgres_database(url: str | None) -> Iterator[tuple[str | None, int | None]
 OFF, SQLITE, POSTGRES = "off", "sqlite", "postgresql"
 BATCH_ROWS = 10_000
 BATCH_KEY = f"records-{BATCH_ROWS}"
-# A new connection per batch: the worker free at that moment takes it (see the docstring).
-BATCH_HEADERS = ("Connection: close",)
 
 
 def serving(name: str, work: Path, database: str | None) -> served_bench.Server:

@@ -55,6 +55,7 @@ BATCH_SIZES = (1_000, 10_000)
 RESULTS = BENCH / "RESULTS.md"
 
 MLDEPLOY, BASELINE, FLOOR = "mldeploy", "baseline", "floor"
+BATCH_HEADERS = ("Connection: close",)
 SERVERS = (MLDEPLOY, BASELINE, FLOOR)
 
 
@@ -448,7 +449,9 @@ def main() -> int:
                                 unsupported.add((name, key))
                             if (name, key) in unsupported:
                                 continue
-                            w = wrk(port, files[key], 2, servers[name].proc.pid)
+                            # A new connection per batch: two kept-alive connections may both sit on
+                            # one worker for a whole run (gthread), leaving the other idle.
+                            w = wrk(port, files[key], 2, servers[name].proc.pid, BATCH_HEADERS)
                             if w["errors"]:
                                 raise RuntimeError(f"{name} {key}: {w['errors']} errors in {w}")
                             runs.setdefault((name, key), []).append(w)
@@ -477,7 +480,8 @@ def main() -> int:
         f"{log_setting_text()}; "
         f"wrk, 1 thread, {SECONDS:g} s per run "
         f"(at most {MAX_REQUESTS:,} requests); every load figure is the median of {ROUNDS} runs interleaved "
-        f"across the servers; batches at 2 connections; PSS after the first single-row runs.\n"
+        f"across the servers; batches at 2 connections, a new one per batch (`Connection: close`); "
+        f"PSS after the first single-row runs.\n"
         f"- server CPU per request: user + system time of the server's process tree during a run, divided by "
         f"its requests (rows per server CPU-second for batches): a figure that other load on the machine "
         f"barely moves.\n"
