@@ -65,9 +65,12 @@ def cell(value: object, field: Field) -> tuple[object, str | None]:
         number = float(value)  # type: ignore[arg-type]
         if not number.is_integer():
             return None, NOT_AN_INTEGER
-        # An integer as it is sent (exact beyond 2**53); a whole float as the integer it is.
-        whole = int(value) if isinstance(value, (int, np.integer)) else int(number)  # type: ignore[arg-type]
-        if not INT64_MIN <= whole <= INT64_MAX:  # the model's column is int64
+        # An integer as it is sent (exact beyond 2**53); a whole float as the integer it is. A
+        # float of 2**63 or more cannot be told from a rounded integer beyond int64 (the JSON
+        # reader turns one below -2**63 into the float -2**63): refused as beyond int64.
+        exact = isinstance(value, (int, np.integer))
+        whole = int(value) if exact else int(number)  # type: ignore[arg-type]
+        if not INT64_MIN <= whole <= INT64_MAX or (not exact and abs(number) >= 2.0**63):
             return None, INTEGER_TOO_LARGE
         return whole, None
     return float(value), None  # type: ignore[arg-type]

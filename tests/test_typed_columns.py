@@ -197,6 +197,7 @@ BAD_CELLS = [
     ("visits", 1.5, NOT_AN_INTEGER),
     ("visits", -(2**64), INTEGER_TOO_LARGE),
     ("age", 1e19, INTEGER_TOO_LARGE),
+    ("age", -(2.0**63), INTEGER_TOO_LARGE),  # what the JSON reader makes of -2**63 - 1
     ("income", "lots", NOT_A_NUMBER),
     ("income", None, NULL),
     ("income", 1e39, TOO_LARGE),
