@@ -140,6 +140,22 @@ def running(
 PETAL_LENGTH_SEED = 4
 
 
+def sigterm_under_load(proc: subprocess.Popen, clients: Sequence, answered, before: int) -> float:
+    """Start the ``clients`` threads, wait until ``before`` answers came (``answered``, a
+    semaphore they release), SIGTERM ``proc``, join the clients and check that it exited cleanly;
+    returns when the SIGTERM was sent (monotonic seconds)."""
+    for thread in clients:
+        thread.start()
+    for _ in range(before):
+        assert answered.acquire(timeout=60), "the load never got going"
+    sigterm_at = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    for thread in clients:
+        thread.join(120)
+    assert proc.wait(60) == 0, "gunicorn did not shut down cleanly"
+    return sigterm_at
+
+
 def truncate_artifact(model_dir: Path, version: str) -> None:
     """Cut a saved artifact in half, as a full disk or an interrupted copy would."""
     from modeler.store import ARTIFACT_FILE, VERSIONS_DIR

@@ -28,7 +28,17 @@ import requests
 
 from mldeploy.cli.serve import gunicorn_argv, gunicorn_environ, register
 from mldeploy.settings import WORKER_CLASSES
-from tests.support import GUNICORN_CONF, REPO, SEED_ROW, clean_env, copy_project, free_port, metric_value, running
+from tests.support import (
+    GUNICORN_CONF,
+    REPO,
+    SEED_ROW,
+    clean_env,
+    copy_project,
+    free_port,
+    metric_value,
+    running,
+    sigterm_under_load,
+)
 
 BODY = json.dumps(SEED_ROW).encode()
 JSON = {"Content-Type": "application/json"}
@@ -197,15 +207,7 @@ def test_sigterm_under_keep_alive_load_drops_nothing(tmp_path: Path) -> None:
 
     with serve(project, port, log) as (_, proc):
         threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
-        for thread in threads:
-            thread.start()
-        for _ in range(8):
-            assert answered.acquire(timeout=60), "the load never got going"
-        sigterm_at = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        for thread in threads:
-            thread.join(120)
-        assert proc.wait(60) == 0, "gunicorn did not shut down cleanly"
+        sigterm_at = sigterm_under_load(proc, threads, answered, 8)
 
     counts = collections.Counter(result for _, result, *_ in outcomes)
     print(dict(counts))  # shown with pytest -s

@@ -13,13 +13,12 @@ from __future__ import annotations
 import collections
 import http.client
 import json
-import signal
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import SEED_ROW, clean_env, copy_project, free_port, running
+from tests.support import SEED_ROW, clean_env, copy_project, free_port, running, sigterm_under_load
 
 CLIENTS = 4
 PER_CLIENT = 60
@@ -83,15 +82,7 @@ def test_sigterm_under_load_drops_no_request(tmp_path: Path) -> None:
     argv = ["-m", "mldeploy", "serve", "--workers", "2", "--port", str(port)]
     with running(argv, project, port, env=clean_env(), log=log) as (_, proc):
         threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-        for thread in threads:
-            thread.start()
-        for _ in range(ANSWERED_BEFORE_SIGTERM):
-            assert answered.acquire(timeout=60), "the load never got going"
-        sigterm_at = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        for thread in threads:
-            thread.join(120)
-        assert proc.wait(60) == 0, "gunicorn did not shut down cleanly"
+        sigterm_at = sigterm_under_load(proc, threads, answered, ANSWERED_BEFORE_SIGTERM)
 
     counts = collections.Counter(o.result for o in outcomes)
     in_flight = [o for o in outcomes if o.result == "ok" and o.started < sigterm_at < o.ended]

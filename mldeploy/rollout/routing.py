@@ -208,15 +208,14 @@ class RoutedModel(ServedModel):
         shared record's clock, plus its one-second rounding). By then the pointer is followed,
         and a later activation rules: a worker that sat idle through the promotion and sees it
         only after an activation by hand must not answer from the promoted version."""
-        current = self.modeler.ensure_ready()
         follower = self.rollout.follower
         grace = 2 * follower.poll_interval
+        # Every request comes here for as long as the last rollout is a promotion: the cheapest
+        # test first, the one that settles it once the grace is over.
+        if time.monotonic() > follower.seen_at + grace:
+            return super().infer(x)
         promoted_at = epoch_seconds(rollout.ended_at) if rollout.ended_at else 0.0
-        if (
-            current.version == rollout.candidate
-            or time.monotonic() > follower.seen_at + grace
-            or time.time() > promoted_at + 1.0 + grace
-        ):
+        if time.time() > promoted_at + 1.0 + grace or self.modeler.ensure_ready().version == rollout.candidate:
             return super().infer(x)
         result = self.modeler.infer(x, model=self.rollout.candidate(rollout))
         note_answer(self.name, result.version, CURRENT)
