@@ -116,6 +116,34 @@ def test_one_connection_carries_many_requests_to_one_worker(server) -> None:
     assert len(pids) == len(ids) and len(set(pids.values())) == 1, "one connection, one worker"
 
 
+HUNG_HEAD = "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+
+
+def test_a_worker_with_every_thread_taken_leaves_new_connections_to_the_other(server) -> None:
+    """Three requests that stop half-way through their bodies hold three of the four threads
+    (2 workers of 2): a worker accepts only with a thread free, so every new connection reaches
+    the one thread left and is answered. (gthread as it comes accepts on whichever worker wakes
+    first, and a connection it takes behind two stuck threads waits for them.)"""
+    port, _, _ = server
+    stuck = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(3)]
+    try:
+        for sock in stuck:
+            sock.sendall(HUNG_HEAD.encode() + b'{"sepal_length": ')  # and nothing more
+            time.sleep(0.2)  # accepted, and its thread is reading the body
+        for i in range(20):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            try:
+                conn.request("POST", "/predict", body=BODY, headers={**JSON, "Connection": "close"})
+                assert conn.getresponse().status == 200, f"request {i}"
+            except TimeoutError:
+                pytest.fail(f"request {i} waited behind a worker whose threads were all taken")
+            finally:
+                conn.close()
+    finally:
+        for sock in stuck:
+            sock.close()
+
+
 def test_metrics_are_exact_across_two_threaded_workers_and_survive_a_dead_worker(server) -> None:
     port, log, master = server
     predict_200 = {"endpoint": "/predict", "method": "POST", "status": "200"}

@@ -15,6 +15,14 @@ sending its body half-way holds a thread for good). This worker skips the heartb
 request has been running for more than a second: the master then kills and replaces it once that
 request has run for about MLDEPLOY_WORKER_TIMEOUT, as it does a sync worker.
 
+A worker also accepts a connection only while one of its threads is free. gthread accepts
+whenever its main loop turns, so a burst of new connections (a load balancer's pool filling up,
+a client opening its keep-alive connections at once) could all land on the worker that woke
+first, and stay there: measured with wrk's 16 connections, one run in four or five put all 16 on
+one of two workers, which then served at half the rate on one core while the other sat idle.
+Accepting only with a free thread leaves the rest queued on the listener for a worker that has
+one, as the sync worker does, and each worker's share then follows what it can serve.
+
 Each answer's header also waits for its first body bytes and goes out in the same write
 (:class:`~mldeploy.http.gunicorn_worker.CoalescingSocket`), so a worker killed mid-answer never
 leaves a proxy holding a 200 header with no body.
@@ -42,6 +50,10 @@ class DrainingThreadWorker(ThreadWorker):
         # When each request in flight began (monotonic), by connection; written by the pool's
         # threads, read by the main loop (single dict operations are atomic under the GIL).
         self.started: dict[int, float] = {}
+        # Connections handed to the thread pool and not yet back: at cfg.threads, stop accepting.
+        # Changed on the main loop's thread only (accept, keep-alive wake-ups, finish_request).
+        self.busy = 0
+        self.drained = False
 
     def notify(self) -> None:
         """Beat, unless a request has been running for more than HEARTBEAT_PAUSE seconds."""
@@ -66,11 +78,27 @@ class DrainingThreadWorker(ThreadWorker):
             self.started.pop(id(conn), None)
         return keep_alive
 
+    def enqueue_req(self, conn: object) -> None:
+        """Hand ``conn`` to the thread pool; with every thread taken, stop accepting until one is free."""
+        self.busy += 1
+        if self.busy >= self.cfg.threads and self.alive:
+            super().set_accept_enabled(False)
+        super().enqueue_req(conn)
+
+    def finish_request(self, conn: object, fs: object) -> None:
+        """A thread is free again (run()'s next turn accepts again, see set_accept_enabled)."""
+        self.busy -= 1
+        super().finish_request(conn, fs)
+
     def set_accept_enabled(self, enabled: bool) -> None:
-        """Start or stop accepting; stopping because the worker is told to stop drains first."""
-        draining = not enabled and not self.alive and self._accepting
+        """Start or stop accepting; stopping because the worker is told to stop drains first.
+        run() asks to accept on each turn while under its connection limit: only with a free thread."""
+        if enabled and self.busy >= self.cfg.threads:
+            enabled = False
         super().set_accept_enabled(enabled)
-        if draining:
+        # Drained whether or not accepting was paused for busy threads when the stop came.
+        if not enabled and not self.alive and not self.drained:
+            self.drained = True
             self.drain()
 
     def drain(self) -> None:
