@@ -44,6 +44,8 @@ BODY = json.dumps(SEED_ROW).encode()
 JSON = {"Content-Type": "application/json"}
 CLIENTS = 8
 PER_CLIENT = 25
+# A request whose body never comes in full (Content-Length 100): it holds a thread reading it.
+HUNG_HEAD = "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
 
 
 def serve(project: Path, port: int, log: Path, **settings: str):
@@ -114,9 +116,6 @@ def test_one_connection_carries_many_requests_to_one_worker(server) -> None:
         conn.close()
     pids = pids_by_request_id(log, set(ids))
     assert len(pids) == len(ids) and len(set(pids.values())) == 1, "one connection, one worker"
-
-
-HUNG_HEAD = "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
 
 
 def test_a_worker_with_every_thread_taken_leaves_new_connections_to_the_other(server) -> None:
@@ -275,8 +274,7 @@ def test_a_request_that_hangs_has_its_worker_replaced_after_the_timeout(tmp_path
         assert requests.post(f"{base}/predict", json=SEED_ROW, timeout=60).status_code == 200
         (worker,) = worker_pids(proc.pid)
         with socket.create_connection(("127.0.0.1", port), timeout=30) as stuck:
-            head = "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
-            stuck.sendall(head.encode() + b'{"sepal_length": ')  # and nothing more
+            stuck.sendall(HUNG_HEAD.encode() + b'{"sepal_length": ')  # and nothing more
             deadline = time.monotonic() + 30
             while worker in worker_pids(proc.pid) and time.monotonic() < deadline:
                 time.sleep(0.2)
