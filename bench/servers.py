@@ -6,9 +6,12 @@ peer (it is not a dependency of the project).
 
 Every server is loaded by wrk at 1 and 16 connections, with keep-alive clients (wrk's default:
 HTTP/1.1 persistent connections) and with new-connection clients (``Connection: close`` on
-every request). Figures: req/s, p50, p99, and the server's CPU time per request. Each is the
-median of BENCH_ROUNDS runs interleaved across the servers, so noise from other work spreads over
-all of them; the ratios are computed from figures of the same run.
+every request). Figures: req/s, p50, p99, and the server's CPU time per request. With MLServer,
+10,000-row batches too, at 2 connections: the same Open Inference body (one FP32 tensor
+[10000, 4], flat ``data``) to mldeploy's and MLServer's V2 routes, and the same rows as named
+records to mldeploy's ``/predict``; rows/s and rows per server CPU-second. Each is the median of
+BENCH_ROUNDS runs interleaved across the servers, so noise from other work spreads over all of
+them; the ratios are computed from figures of the same run.
 
     python bench/servers.py            # or: make bench-servers-compare
     BENCH_SECONDS=2 BENCH_ROUNDS=1 python bench/servers.py --no-write   # a short look
@@ -28,7 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -38,9 +41,10 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
-from run import HOST, Server, base_env, cpu_seconds, free_port, log, machine, post, workdir  # noqa: E402
+from run import HOST, Server, base_env, batch_rows, cpu_seconds, free_port, log, machine, post, workdir  # noqa: E402
 
 from mldeploy.settings import WORKER_CLASSES, Settings  # noqa: E402
+from modeler.data import IRIS_FEATURES  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -56,12 +60,22 @@ SEED_ROW = {"sepal_length": 5.0, "sepal_width": 3.2, "petal_length": 1.5, "petal
 # The same row as an Open Inference Protocol (V2) request, which mldeploy and MLServer both answer.
 V2_BODY = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": list(SEED_ROW.values())}]}
 MODEL_NAME = "iris"
+V2_PATH = f"/v2/models/{MODEL_NAME}/infer"
+# Batches as bench/run.py sends them: 10,000 rows, 2 connections (one per worker).
+BATCH, BATCH_CONNECTIONS = 10_000, 2
+# Body names: the seed row, the same row as a V2 request, and a batch in each form.
+SINGLE, V2_SINGLE, V2_BATCH, RECORDS_BATCH = "single", "v2", "v2-batch", "records-batch"
 
 SYNC, GTHREAD, GRANIAN, MLSERVER = "gunicorn sync", "gunicorn gthread", "granian", "mlserver"
 # What each gunicorn kind is in the service (MLDEPLOY_WORKER_CLASS) and as a class path.
 WORKER_CLASS = {SYNC: "sync", GTHREAD: "gthread"}
 WORKER_PATH = {kind: WORKER_CLASSES[name] for kind, name in WORKER_CLASS.items()}
 MLDEPLOY, FLOOR, MLDEPLOY_V2 = "mldeploy", "floor", "mldeploy V2"
+MLDEPLOY_V2_BATCH, MLDEPLOY_RECORDS_BATCH, MLSERVER_BATCH = (
+    "mldeploy V2 batch",
+    "mldeploy records batch",
+    "mlserver batch",
+)
 KEEP_ALIVE, NEW_CONNECTION = "keep-alive", "new connection"
 MODES = (KEEP_ALIVE, NEW_CONNECTION)
 CONCURRENCY = (1, 16)
@@ -72,13 +86,15 @@ MLSERVER_REQUIREMENTS = ("mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop==
 
 @dataclass
 class Target:
-    """One server under load: its process, the path and body wrk posts."""
+    """One server under load: its process, the path and the body wrk posts (a name in
+    :func:`bodies`), and how many rows that body holds."""
 
     app: str
     server: str
     process: Server
     path: str = "/predict"
-    body: dict = field(default_factory=lambda: SEED_ROW)
+    body: str = SINGLE
+    rows: int = 1
 
     @property
     def name(self) -> str:
@@ -171,12 +187,35 @@ def mlserver_target(python: Path, work: Path) -> Target:
     (folder / "settings.json").write_text(json.dumps(settings))
     argv = [str(python.parent / "mlserver"), "start", str(folder)]
     process = Server(MLSERVER, argv, folder, base_env(), port)
-    return Target(MLSERVER, MLSERVER, process, f"/v2/models/{MODEL_NAME}/infer", V2_BODY)
+    return Target(MLSERVER, MLSERVER, process, V2_PATH, V2_SINGLE)
 
 
-def start(target: Target) -> None:
+def bodies() -> dict[str, object]:
+    """Every request body by name: the seed row, as a V2 request too, and one batch of
+    ``BATCH`` rows as a V2 request (flat FP32 data, what tritonclient sends) and as records."""
+    array = batch_rows(BATCH)
+    rows = array.tolist()
+    v2_batch = {
+        "inputs": [{"name": "input-0", "shape": [BATCH, 4], "datatype": "FP32", "data": array.ravel().tolist()}]
+    }
+    return {
+        SINGLE: SEED_ROW,
+        V2_SINGLE: V2_BODY,
+        V2_BATCH: v2_batch,
+        RECORDS_BATCH: [dict(zip(IRIS_FEATURES, r, strict=True)) for r in rows],
+    }
+
+
+def rows_answered(target: Target, answer: dict) -> int:
+    """How many rows ``answer`` predicts: /predict's ``Predictions``, else the first V2 output's
+    first dimension (for mldeploy ``label``, for MLServer ``predict``)."""
+    if target.path == "/predict":
+        return len(answer["Predictions"]) if target.rows > 1 else 1
+    return answer["outputs"][0]["shape"][0]
+
+
+def start(target: Target, body: bytes) -> None:
     """Start the server and wait for a 200 to its benchmark request."""
-    body = json.dumps(target.body).encode()
     target.process.start()
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -244,6 +283,7 @@ def summarize(runs: dict[tuple[str, str, int], list[dict]]) -> Figures:
     return {
         key: {
             "rps": median(w["rps"] for w in ws),
+            "rows_per_cpu_s": median(1 / w["cpu_per_request"] if w["cpu_per_request"] else 0.0 for w in ws),
             "p50": median(w["p50_us"] for w in ws) / 1000,
             "p99": median(w["p99_us"] for w in ws) / 1000,
             "cpu": median(w["cpu_per_request"] for w in ws) * 1e6,
@@ -259,6 +299,8 @@ def table(targets: list[Target], figures: Figures) -> list[str]:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for target in targets:
+        if target.rows > 1:
+            continue
         for mode in MODES:
             for c in CONCURRENCY:
                 f = figures.get((target.name, mode, c))
@@ -268,6 +310,46 @@ def table(targets: list[Target], figures: Figures) -> list[str]:
                     f"| {target.name} | {mode} | {c} | {f['rps']:,.0f} | {f['p50']:.2f} | {f['p99']:.2f} "
                     f"| {f['cpu']:,.0f} | {f['errors']:.0f} |"
                 )
+    return lines
+
+
+def batch_table(targets: list[Target], figures: Figures) -> list[str]:
+    """The batch runs: rows/s, latency and rows per server CPU-second."""
+    lines = [
+        f"| {BATCH:,}-row batch: app / server | clients | c | rows/s | p50 ms | p99 ms | rows per server CPU-second "
+        "| errors |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for target in targets:
+        for mode in MODES:
+            f = figures.get((target.name, mode, BATCH_CONNECTIONS))
+            if target.rows == 1 or f is None:
+                continue
+            lines.append(
+                f"| {target.name} | {mode} | {BATCH_CONNECTIONS} | {f['rps'] * target.rows:,.0f} | {f['p50']:.2f} "
+                f"| {f['p99']:.2f} | {f['rows_per_cpu_s'] * target.rows:,.0f} | {f['errors']:.0f} |"
+            )
+    return lines
+
+
+def batch_ratios(figures: Figures, default: str) -> list[str]:
+    """mldeploy's batch rows/s against MLServer's on the same V2 body, from this run."""
+
+    def rps(app: str, server: str, mode: str) -> float:
+        f = figures.get((f"{app} / {server}", mode, BATCH_CONNECTIONS))
+        return f["rps"] if f else float("nan")
+
+    lines = ["| comparison | keep-alive | new connection |", "| --- | ---: | ---: |"]
+    for label, app in (
+        ("the same V2 body to both", MLDEPLOY_V2_BATCH),
+        ("named records to mldeploy's /predict, the V2 body to MLServer", MLDEPLOY_RECORDS_BATCH),
+    ):
+        found = [rps(app, default, mode) / rps(MLSERVER_BATCH, MLSERVER, mode) for mode in MODES]
+        lines.append(
+            f"| {BATCH:,}-row batch rows/s, {label}, mldeploy / MLServer | "
+            + " | ".join(f"{x:.2f}x" for x in found)
+            + " |"
+        )
     return lines
 
 
@@ -366,9 +448,10 @@ def main(argv: list[str] | None = None) -> int:
     default = {"gthread": GTHREAD, "sync": SYNC}[Settings().worker_class]
     mlserver = None if args.no_mlserver else mlserver_python()
     with workdir() as work:
-        files = {"/predict": work / "single.json", "v2": work / "v2.json"}
-        files["/predict"].write_text(json.dumps(SEED_ROW))
-        files["v2"].write_text(json.dumps(V2_BODY))
+        payloads = {name: json.dumps(body).encode() for name, body in bodies().items()}
+        files = {name: work / f"{name}.json" for name in payloads}
+        for name, payload in payloads.items():
+            files[name].write_bytes(payload)
         # One model for every mldeploy server: trained once, before any of them starts.
         subprocess.run(
             [sys.executable, "-m", "mldeploy", "train"],
@@ -382,24 +465,33 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_granian:
             targets += [granian_target(app, work) for app in (MLDEPLOY, FLOOR)]
         if mlserver is not None:
-            v2 = next(t for t in targets if t.app == MLDEPLOY and t.server == default)
-            v2_path = f"/v2/models/{MODEL_NAME}/infer"
-            targets.append(Target(MLDEPLOY_V2, default, v2.process, v2_path, V2_BODY))
-            targets.append(mlserver_target(mlserver, work))
+            served = next(t for t in targets if t.app == MLDEPLOY and t.server == default).process
+            targets.append(Target(MLDEPLOY_V2, default, served, V2_PATH, V2_SINGLE))
+            peer = mlserver_target(mlserver, work)
+            targets.append(peer)
+            targets += [
+                Target(MLDEPLOY_V2_BATCH, default, served, V2_PATH, V2_BATCH, BATCH),
+                Target(MLDEPLOY_RECORDS_BATCH, default, served, "/predict", RECORDS_BATCH, BATCH),
+                Target(MLSERVER_BATCH, MLSERVER, peer.process, V2_PATH, V2_BATCH, BATCH),
+            ]
         runs: dict[tuple[str, str, int], list[dict]] = {}
         loads = []
         try:
             for target in targets:
                 if target.process.proc is None:
-                    start(target)
+                    start(target, payloads[target.body])
                     log(f"{target.name}: up on port {target.process.port}")
+                status, answer = post_to(target.process.port, target.path, payloads[target.body])
+                if status != 200 or rows_answered(target, answer) != target.rows:
+                    raise RuntimeError(f"{target.name} answered {status}, not {target.rows} rows: {str(answer)[:200]}")
             for round_ in range(ROUNDS):
                 loads.append(load_average())
                 for mode in MODES:
-                    for c in CONCURRENCY:
+                    for c in (*CONCURRENCY, BATCH_CONNECTIONS):
                         for target in targets:
-                            body = files["v2"] if target.body is V2_BODY else files["/predict"]
-                            w = wrk(target, body, c, mode)
+                            if (target.rows > 1) != (c == BATCH_CONNECTIONS):
+                                continue
+                            w = wrk(target, files[target.body], c, mode)
                             runs.setdefault((target.name, mode, c), []).append(w)
                             log(
                                 f"[{round_ + 1}/{ROUNDS}] {target.name}, {mode}, c={c}: {w['rps']:,.0f} req/s, "
@@ -437,6 +529,11 @@ def main(argv: list[str] | None = None) -> int:
             *table(targets, figures),
             "",
             *ratios(figures, default, mlserver is not None),
+            *(
+                ["", *batch_table(targets, figures), "", *batch_ratios(figures, default)]
+                if mlserver is not None
+                else []
+            ),
         ]
     )
     print(text)

@@ -136,6 +136,11 @@ def infer(client: FlaskClient, body: object, headers: dict | None = None, raw: b
         ({"inputs": [{**GOOD, "data": [5.0, 3.2, "1.5", 0.3]}]}, 'found "1.5"'),
         ({"inputs": [{**GOOD, "data": [5.0, 3.2, True, 0.3]}]}, "found true"),
         ({"inputs": [{**GOOD, "data": [5.0, 3.2, None, 0.3]}]}, "found null"),
+        # Nested data is checked as strictly as flat data (the fast path hands these to the walk).
+        ({"inputs": [{**GOOD, "data": [[5.0, 3.2], [True, 0.3]]}]}, "found true"),
+        ({"inputs": [{**GOOD, "data": [[5.0, 3.2], ["1.5", 0.3]]}]}, 'found "1.5"'),
+        ({"inputs": [{**GOOD, "data": [[5.0, 3.2], {"a": 1.5}, 0.3]}]}, 'found {"a": 1.5}'),
+        ({"inputs": [{**GOOD, "data": [[5.0, 3.2, 1.5]]}]}, "data holds 3 values but shape [1, 4] needs 4"),
         ({"inputs": [{**GOOD, "data": [5.0, 3.2, 10**400, 0.3]}]}, "too large"),
         ({"inputs": [{**GOOD, "datatype": "FP32", "data": [5.0, 3.2, 1e39, 0.3]}]}, "not finite"),
         ({"inputs": [{k: v for k, v in GOOD.items() if k != "data"}]}, "no data"),
@@ -157,6 +162,42 @@ def test_bad_requests_are_400_with_the_protocol_error(client: FlaskClient, body:
     assert res.status_code == 400, res.get_json()
     assert list(res.get_json()) == ["error"]
     assert needle in res.get_json()["error"]
+
+
+def test_every_form_of_tensor_data_gets_the_same_answers(client: FlaskClient) -> None:
+    """Flat, nested, deeper and mixed nesting, ints among floats, and the binary extension: one
+    set of rows, one answer (the flat and nested forms take a fast path, the others the walk)."""
+    rows = np.round(np.random.default_rng(3).uniform([4.3, 2.0, 1.0, 0.1], [7.9, 4.4, 6.9, 2.5], (500, 4)), 1)
+    rows[::7, 0] = 5  # whole numbers parse to ints: accepted for a float tensor
+    data = [int(v) if v == 5 else v for v in rows.ravel().tolist()]
+    nested = [data[i : i + 4] for i in range(0, len(data), 4)]
+    forms = {
+        "flat": data,
+        "nested": nested,
+        "deeper": [[row[:2], row[2:]] for row in nested],
+        "mixed": [nested[0], *data[4:]],
+    }
+    answers = {}
+    for form, values in forms.items():
+        res = infer(client, {"inputs": [{**GOOD, "shape": [500, 4], "data": values}]})
+        assert res.status_code == 200, (form, res.get_json())
+        answers[form] = {o["name"]: o["data"] for o in res.get_json()["outputs"]}
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    **{k: v for k, v in GOOD.items() if k != "data"},
+                    "shape": [500, 4],
+                    "parameters": {"binary_data_size": rows.size * 8},
+                }
+            ]
+        }
+    ).encode()
+    res = infer(client, None, {HEADER_LENGTH: str(len(header))}, header + rows.astype("<f8").tobytes())
+    assert res.status_code == 200, res.get_json()
+    answers["binary"] = {o["name"]: o["data"] for o in res.get_json()["outputs"]}
+    assert all(found == answers["flat"] for found in answers.values())
+    assert len(answers["flat"]["label"]) == 500 and set(answers["flat"]["label"]) == set(LABELS)
 
 
 def test_binary_data_must_add_up(client: FlaskClient) -> None:

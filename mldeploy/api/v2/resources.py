@@ -32,9 +32,12 @@ def check_model_name(model_name: str) -> None:
     """404 unless ``model_name`` is a served model's name (``MLDEPLOY_MODEL_NAME``, or another
     model of the model directory)."""
     models = current_app.extensions.get(MODELS_EXTENSION)
-    served = models.names() if models is not None else [current_app.config["MODEL_NAME"]]
-    if model_name not in served:
-        raise VersionNotFound(f"unknown model {model_name!r}: this server serves {', '.join(map(repr, served))}")
+    if models is not None:
+        # A dict look-up for a model already served; only an unknown name lists the model
+        # directory (that listing on every request cost /v2's infer about 0.25 ms).
+        models.registry.get(model_name)
+    elif model_name != current_app.config["MODEL_NAME"]:
+        raise VersionNotFound(f"unknown model {model_name!r}: this server serves {current_app.config['MODEL_NAME']!r}")
 
 
 def check_version(served: str, model_version: str | None) -> None:
