@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -184,6 +185,17 @@ def test_every_batch_form_gives_the_same_answers(trained: Modeler) -> None:
     assert trained.predict(Columns(FEATURES[::-1], [r[::-1] for r in rows])) == expected
     assert trained.predict(X.astype(np.float32)) == trained.predict(X.astype(np.float32).tolist())
     assert trained.predict([*rows[:1], tuple(rows[1]), *rows[2:]]) == expected  # mixed: the row-by-row path
+
+
+def test_a_batchs_class_counts_are_a_tally_of_its_labels(trained: Modeler) -> None:
+    """The counts /metrics adds per class come from the leaf entries (np.bincount), not a list of
+    labels: they are the tally of the labels, for a batch, one row, and a one-row batch."""
+    X = np.round(np.random.default_rng(5).uniform([4.3, 2.0, 1.0, 0.1], [7.9, 4.4, 6.9, 2.5], (2_000, 4)), 1)
+    for rows in (X, X[:1], X[:1].tolist(), X.tolist()):
+        answers = trained.infer(rows).answers
+        assert answers.label_counts() == dict(Counter(answers.labels()))
+    counts = trained.infer(X).answers.label_counts()
+    assert set(counts) == {"setosa", "versicolor", "virginica"} and sum(counts.values()) == 2_000
 
 
 def test_array_with_nan_names_the_cell(trained: Modeler) -> None:

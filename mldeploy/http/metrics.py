@@ -187,13 +187,13 @@ def observe(
     if result is not None:
         refresh_model_info(modeler)  # the current version: a pinned or candidate answer is not "served"
         if result.predictor.can(LABELS):
-            labels = result.labels
-            if len(labels) == 1:  # a single row: no tally to build
-                _prediction_child(labels[0]).inc()
+            answers = result.answers
+            if len(answers) == 1:  # a single row: no tally to build
+                _prediction_child(answers.label(0)).inc()
             else:
                 # One increment per class, not per row: a 10,000-row batch costs three. An
                 # integer label (0/1) is its decimal text, as in its JSON answer.
-                for label, count in collections.Counter(labels).items():
+                for label, count in answers.label_counts().items():
                     _prediction_child(label).inc(count)
         else:  # a regressor: its rows are counted, under an empty class (no class label at all)
             _prediction_child("").inc(len(result.answers))

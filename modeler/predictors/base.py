@@ -13,6 +13,7 @@ once per version (the service serialises each entry's JSON once) and reuse it fo
 
 from __future__ import annotations
 
+import collections
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, ClassVar, TypeVar
@@ -78,6 +79,10 @@ class Answers(ABC):
     @abstractmethod
     def label_array(self) -> np.ndarray:
         """The predicted class per row as a numpy object array (fast for millions of rows)."""
+
+    def label_counts(self) -> dict:
+        """How many rows got each class, by label (in its own type), classes no row got left out."""
+        return dict(collections.Counter(self.labels()))
 
     @abstractmethod
     def probabilities(self) -> np.ndarray:
@@ -182,6 +187,19 @@ class TableAnswers(Answers):
 
     def table_entries(self) -> tuple[AnswerTable, list[int]]:
         return self.table, self._entry_list()
+
+    def label_counts(self) -> dict:
+        entries = self.entries
+        if type(entries) is list or entries.dtype.kind not in "iu" or not entries.size or entries.min() < 0:
+            return super().label_counts()
+        # A batch's rows counted per table entry in one numpy pass, then summed per label (many
+        # leaves share a class): a 10,000-row batch no longer builds a list of labels to tally.
+        counts: dict = {}
+        labels = self.table.labels
+        tally = np.bincount(entries)
+        for entry in np.flatnonzero(tally).tolist():
+            counts[labels[entry]] = counts.get(labels[entry], 0) + int(tally[entry])
+        return counts
 
 
 class Predictor(ABC):
