@@ -31,7 +31,7 @@ import pytest
 from mldeploy.contract import CLASS, PROBABILITIES
 from mldeploy.monitoring import LogRecord, PredictionLog, open_store, sampled
 from mldeploy.monitoring.packing import pack_json
-from mldeploy.monitoring.store import PostgresStore, Row
+from mldeploy.monitoring.store import PAGE_SIZE, PostgresStore, Row
 from mldeploy.monitoring.writer import CLOSED, DATABASE, INVALID, QUEUE_FULL, REJECTED
 from tests.support import REPO, SEED_ROW, clean_env, free_port
 
@@ -332,6 +332,8 @@ def test_the_schema_has_both_tables_keyed_by_request_and_row_and_the_indexes(dat
                 for table in ("predictions", "feedback")
             }
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            # Set before the file had content (later it cannot change): large packed batches.
+            assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
     assert {"predictions_by_version", "predictions_by_time", "feedback_by_time"} <= indexes
     # One row per request (its rows packed); feedback per answered row.
     assert keys_of == {"predictions": "request_id", "feedback": "request_id,row_index"}

@@ -385,6 +385,10 @@ def _alter_columns(action: str) -> str:
     return "ALTER TABLE predictions " + ", ".join(f"ALTER COLUMN {c} {action}" for c in PACKED_COLUMNS)
 
 
+# The page size of a new SQLite log (an existing file keeps its own).
+PAGE_SIZE = 32768
+
+
 class SQLiteStore(Store):
     """A SQLite file in WAL mode: readers never wait for the writer, and each process's writer
     takes the file's write lock for one short transaction per batch."""
@@ -400,6 +404,11 @@ class SQLiteStore(Store):
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=True)
         try:
             if create:
+                # Before anything is written (a file's page size is fixed once it has content, and
+                # in WAL mode for good): a 10,000-row batch's packed inputs (320 KB) span 80
+                # overflow pages of the default 4 KB, and SQLite's cost per page made the insert
+                # 1.7 ms of CPU; at 32 KB it is 0.9 ms, and small rows cost less too.
+                conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
                 # WAL is a property of the file: set once, every later connection uses it.
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
