@@ -196,6 +196,28 @@ def test_drift_of_logged_predictions_and_the_same_figures_in_metrics(app: Flask,
     assert metric_value(text, "mldeploy_drift_window_rows", version=version) == 600
 
 
+def test_drift_and_performance_right_after_a_prediction_include_it(model_dir: Path) -> None:
+    """A user who sends a batch, then asks for drift or posts its labels and asks for accuracy,
+    sees that batch: these reads first write what this process has queued (the writer would
+    otherwise hold it for the whole flush interval, 30 s here)."""
+    app = create_app({"TESTING": True, "MODEL_DIR": str(model_dir), "WARMUP": False, "LOG_FLUSH_INTERVAL": 30})
+    assert app.extensions[EXTENSION].warm_up()
+    client = app.test_client()
+    res = client.post("/predict", json=iris_rows(300, seed=2, shift=SHIFT))
+    assert res.status_code == 200
+    drift = client.get("/model/drift?window=300").get_json()
+    assert drift["rows"] == 300 and drift["features"]["petal_length"]["verdict"] == "major"
+    rows = iris_rows(20, seed=3)
+    res = client.post("/predict", json=rows)
+    labels = [
+        {"request_id": res.headers["X-Request-ID"], "row": i, "actual": p["Class"]}
+        for i, p in enumerate(res.get_json()["Predictions"])
+    ]
+    assert client.post("/feedback", json=labels).status_code == 200
+    performance = client.get("/model/performance?window=20").get_json()
+    assert performance["labelled"] == 20 and performance["accuracy"] == 1.0
+
+
 def test_a_version_without_a_reference_is_a_409(app: Flask, client: FlaskClient, model_dir: Path) -> None:
     modeler = app.extensions[EXTENSION].modeler
     old = modeler.version

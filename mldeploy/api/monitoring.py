@@ -50,6 +50,7 @@ class ModelPerformance(Resource):
         """The version's live performance over the window."""
         metadata, window = _selection(self.monitor)
         facts = version_facts(metadata)
+        self.monitor.write_own()
         with self.monitor.store() as store:
             return performance(
                 store, self.monitor.model, metadata["version"], window, task_of(metadata), facts.classes or ()
@@ -66,5 +67,6 @@ class ModelDrift(Resource):
         """The window's logged rows against the version's training reference (409 without one)."""
         metadata, window = _selection(self.monitor)
         reference = self.monitor.reference(metadata)
+        self.monitor.write_own()
         with self.monitor.store() as store:
             return drift(store, self.monitor.model, metadata["version"], reference, window)

@@ -88,6 +88,13 @@ class Monitor:
         finally:
             store.close()
 
+    def write_own(self) -> None:
+        """Write this process's queued records now (waiting at most the flush interval), so a
+        read right after a prediction this worker answered sees it; other workers' records
+        reach the database within their flush interval (MLDEPLOY_LOG_FLUSH_INTERVAL)."""
+        if self.flush is not None:
+            self.flush(self.flush_interval)
+
     @property
     def waits(self) -> tuple[Callable[[], None], ...]:
         """How to let records answered a moment ago reach the database, in turn: write this
