@@ -99,8 +99,7 @@ class Monitor:
     def waits(self) -> tuple[Callable[[], None], ...]:
         """How to let records answered a moment ago reach the database, in turn: write this
         process's queue now; then give the other workers' writers their flush interval."""
-        flush_own = () if self.flush is None else (lambda: self.flush(self.flush_interval),)
-        return (*flush_own, lambda: time.sleep(self.flush_interval + WRITE_MARGIN))
+        return (self.write_own, lambda: time.sleep(self.flush_interval + WRITE_MARGIN))
 
     def metadata(self, version: str | None = None) -> dict:
         """A saved version's metadata (the current one's by default); VersionNotFound if unknown."""

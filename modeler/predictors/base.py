@@ -190,7 +190,7 @@ class TableAnswers(Answers):
 
     def label_counts(self) -> dict:
         entries = self.entries
-        if type(entries) is list or entries.dtype.kind not in "iu" or not entries.size or entries.min() < 0:
+        if type(entries) is list or entries.dtype.kind not in "iu":  # one row; or not indices
             return super().label_counts()
         # A batch's rows counted per table entry in one numpy pass, then summed per label (many
         # leaves share a class): a 10,000-row batch no longer builds a list of labels to tally.

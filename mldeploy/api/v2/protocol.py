@@ -167,12 +167,12 @@ def _flat(data: object, name: str, datatype: str, nullable: bool) -> list:
 
 
 def _numbers(data: object, datatype: str) -> list | None:
-    """The values of numeric JSON tensor data, flat, when it is a list of numbers or a list of
-    lists of numbers (ints only for an INT type): checked by C loops over the parsed lists
+    """The values of a numeric tensor's JSON data, flat, when it is a list of numbers or a list
+    of lists of numbers (ints only for an INT type): checked by C loops over the parsed lists
     (``set(map(type, ...))``), with no Python step per value, which made a 10,000-row body's
-    check cost three times its parse. None for anything else (deeper nesting, a ``null``, a bool,
-    a string): then :func:`_flat` walks it and names what is wrong."""
-    if type(data) is not list:
+    check cost three times its parse. None for anything else (BYTES or BOOL data, deeper nesting,
+    a ``null``, a bool, a string): then :func:`_flat` walks it and names what is wrong."""
+    if type(data) is not list or datatype in (BYTES, "BOOL"):
         return None
     accepted = PLAIN_NUMBERS if datatype in FLOATS else _INT_JSON
     types = set(map(type, data))
@@ -261,7 +261,7 @@ def _tensor(
         return name, _reshaped(values, shape, name), offset
     if "data" not in tensor:
         raise bad("no data: send 'data' or binary data with parameters.binary_data_size", name)
-    flat = None if datatype in (BYTES, "BOOL") else _numbers(tensor["data"], datatype)
+    flat = _numbers(tensor["data"], datatype)
     objects = False  # only data _flat walked can hold a null (a scan for one costs what the check does)
     if flat is None:
         flat = _flat(tensor["data"], name, datatype, nullable)
