@@ -5,8 +5,9 @@ pass for the seed row's ``POST /predict``, metrics in multiprocess mode and the 
 written to /dev/null, as under ``python -m mldeploy serve``. It measures, interleaved in rounds:
 
 - the framework floor (``bench/floor_app.py``) and mldeploy, whole;
-- mldeploy without each of its ``before_request`` / ``after_request`` hooks in turn: the
-  difference is what that hook costs (its work and Flask's call of it);
+- mldeploy without each of its ``before_request`` hooks, and without each reader of its one
+  ``after_request`` hook (``request_context.finish``), in turn: the difference is what that part
+  costs (its work, and Flask's call of a hook);
 - mldeploy with no hooks at all: the route itself (parse, validate, predict, answer).
 
     .venv/bin/python bench/request_parts.py   # BENCH_PARTS_ROUNDS=200 runs of BENCH_PARTS_REQUESTS=200
@@ -39,6 +40,7 @@ sys.path[:0] = [str(REPO), str(BENCH)]
 import floor_app  # noqa: E402
 from run import SEED_ROW  # noqa: E402
 
+from mldeploy.http import request_context  # noqa: E402
 from mldeploy.http.app import create_app  # noqa: E402
 from mldeploy.http.request_log import configure_logging  # noqa: E402
 
@@ -114,17 +116,23 @@ def main() -> int:
         app = create_app({"MODEL_DIR": str(work / "models"), "WARMUP": False})
         before = list(app.before_request_funcs.get(None, []))
         after = list(app.after_request_funcs.get(None, []))
-        variants: dict[str, tuple[list, list]] = {"mldeploy": (before, after)}
+        # The readers request_context's one after_request hook hands each answer to.
+        readers = app.extensions[request_context.READERS]
+        every_reader = list(readers)
+        variants: dict[str, tuple[list, list, list]] = {"mldeploy": (before, after, every_reader)}
         for i, fn in enumerate(before):
-            variants[f"before_request {hook_name(fn)}"] = (before[:i] + before[i + 1 :], after)
-        for i, fn in enumerate(after):
-            variants[f"after_request {hook_name(fn)}"] = (before, after[:i] + after[i + 1 :])
-        variants["no hooks (the route alone)"] = ([], [])
+            variants[f"before_request {hook_name(fn)}"] = (before[:i] + before[i + 1 :], after, every_reader)
+        for i, fn in enumerate(every_reader):
+            rest = every_reader[:i] + every_reader[i + 1 :]
+            variants[f"reader {hook_name(fn)}"] = (before, after, rest)
+        variants["no hooks (the route alone)"] = ([], [], [])
 
         def run(name: str) -> float:
             if name == "floor":
                 return cpu_us_per_request(floor_app.app)
-            app.before_request_funcs[None], app.after_request_funcs[None] = (list(x) for x in variants[name])
+            hooks_before, hooks_after, kept = variants[name]
+            app.before_request_funcs[None], app.after_request_funcs[None] = list(hooks_before), list(hooks_after)
+            readers[:] = kept
             return cpu_us_per_request(app)
 
         names = ["floor", *variants]
@@ -145,7 +153,7 @@ def main() -> int:
         print(f"| floor (Flask-RESTful, fixed answer) | {floor:.1f} | |")
         print(f"| mldeploy, whole | {whole:.1f} | {whole / floor:.2f}x the floor |")
         for name in names[2:]:
-            label = f"without {name}" if name.startswith(("before", "after")) else name
+            label = f"without {name}" if name.startswith(("before", "reader")) else name
             print(f"| {label} | {best[name]:.1f} | {whole - best[name]:.1f} |")
         hooks = whole - best["no hooks (the route alone)"]
         print(f"| every hook together | | {hooks:.1f} ({hooks / floor * 100:.0f} % of the floor) |")

@@ -38,8 +38,9 @@ class Predict(Resource):
 
     def post(self) -> dict:
         """Score the rows in the JSON body (``?explain=true`` adds each row's decision path)."""
-        explain = explain_requested(request)
-        rows = rows_from_body(read_json(request), current_app.config["MAX_BATCH_ROWS"])
+        req = request._get_current_object()  # one proxy look-up, not one per attribute (2 µs each)
+        explain = explain_requested(req)
+        rows = rows_from_body(read_json(req), current_app.config["MAX_BATCH_ROWS"])
         result = self.modeler.infer(rows)
         request_context.note_inference(result)
         warnings = result.out_of_range()

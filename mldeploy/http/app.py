@@ -48,18 +48,24 @@ def create_app(config: Mapping[str, object] | Settings | None = None, modeler: M
     app.extensions[EXTENSION] = readiness
 
     # Order matters: before_request hooks run in this order (request id first, then the key
-    # check, then the rate limit), after_request hooks in reverse (request_context's last: it
-    # reads the clock once and hands the answer to the metrics, then to the log line).
-    # The route table says how each route is counted and who may call it.
-    request_context.init_app(app, [metrics.reader(modeler, routes.endpoint_labels()), request_log.log_request])
+    # check, then the rate limit). After the answer, request_context's one hook (registered
+    # first, so run after every other after_request) reads the clock once and hands the answer
+    # to each reader in turn: the security headers, the prediction log (unless
+    # MLDEPLOY_LOG_PREDICTIONS=0), the metrics, then the log line. The route table says how each
+    # route is counted and who may call it.
+    readers = [
+        security_headers.add_headers,  # nosniff on every answer, a CSP on /docs
+        recording.init_app(app, settings, modeler),
+        metrics.reader(modeler, routes.endpoint_labels()),
+        request_log.log_request,
+    ]
+    request_context.init_app(app, [read for read in readers if read is not None])
     metrics.init_app(app, modeler)
-    recording.init_app(app, settings, modeler)  # the prediction log, unless MLDEPLOY_LOG_PREDICTIONS=0
     auth.init_app(app, routes.access_by_rule())
     rate_limit.init_app(app)
     errors.init_app(app)
     json_limits.init_app(app)  # request.get_json() nests no deeper than the body reader allows
     cors.init_app(app)  # only with MLDEPLOY_CORS_ORIGINS
-    security_headers.init_app(app)  # nosniff on every answer, a CSP on /docs
     # catch_all_404s: unknown paths get our JSON 404 rather than Flask's HTML page.
     api = errors.JsonApi(app, catch_all_404s=True)
     # Flask-RESTful writes responses with its own stdlib output_json unless told otherwise.

@@ -113,7 +113,7 @@ def request_access() -> Access:
     return current_app.extensions[EXTENSION].of(request.url_rule)
 
 
-def check_access() -> None:
+def check_access(policy: AccessPolicy) -> None:
     """``before_request``: the key check the route's access asks for. With API keys set, an API
     route takes one of them or the admin key, so admin calls need one header only."""
     req = request._get_current_object()  # one context look-up for the attributes below
@@ -121,7 +121,6 @@ def check_access() -> None:
     # (Flask answers it with the Allow header), and a browser's CORS preflight never has a key.
     if req.routing_exception is not None or req.method == "OPTIONS":
         return
-    policy: AccessPolicy = current_app.extensions[EXTENSION]
     access = policy.of(req.url_rule)
     if access is Access.OPEN:
         return
@@ -134,5 +133,5 @@ def check_access() -> None:
 
 def init_app(app: Flask, access: Mapping[str, Access]) -> None:
     """Check keys before every request, by ``access``: ``{Flask rule: Access}`` from the route table."""
-    app.extensions[EXTENSION] = AccessPolicy(access, app.config)
-    app.before_request(check_access)
+    policy = app.extensions[EXTENSION] = AccessPolicy(access, app.config)
+    app.before_request(lambda: check_access(policy))

@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Iterable, Mapping
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Request, Response, current_app
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -82,6 +82,8 @@ _served_lock = threading.Lock()
 # Children of REQUESTS and LATENCY by (method, endpoint, status), of PREDICTIONS by label text.
 _REQUEST_CHILDREN: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 _PREDICTION_CHILDREN: dict[str, Counter] = {}
+# Children of MODEL_ANSWERS by (model, version, role).
+_ANSWER_CHILDREN: dict[tuple[str, str, str], Counter] = {}
 
 
 def note_version(version: str) -> None:
@@ -100,7 +102,11 @@ def note_version(version: str) -> None:
 
 def count_model_answer(model: str, version: str, role: str) -> None:
     """Count one prediction request answered by ``model``'s ``version`` in ``role``."""
-    MODEL_ANSWERS.labels(model, version, role).inc()
+    key = (model, version, role)
+    child = _ANSWER_CHILDREN.get(key)
+    if child is None:
+        child = _ANSWER_CHILDREN[key] = MODEL_ANSWERS.labels(model, version, role)
+    child.inc()
 
 
 def count_out_of_range(fields: Iterable[str]) -> None:
@@ -131,15 +137,15 @@ def _field_label(field: str | None, known: frozenset[str]) -> str:
     return field if field in known else OTHER_FIELD
 
 
-def matched_rule() -> str | None:
-    """The rule the request's path matched, also when its method did not (a 405)."""
-    rule = request.url_rule
+def matched_rule(req: Request) -> str | None:
+    """The rule ``req``'s path matched, also when its method did not (a 405)."""
+    rule = req.url_rule
     if rule is not None:
         return rule.rule
-    error = request.routing_exception
+    error = req.routing_exception
     if isinstance(error, MethodNotAllowed) and error.valid_methods:
         # Match the path again with a method the route has: same rule, without the 405.
-        adapter = current_app.url_map.bind_to_environ(request.environ)
+        adapter = current_app.url_map.bind_to_environ(req.environ)
         try:
             rule, _ = adapter.match(method=error.valid_methods[0], return_rule=True)
         except HTTPException:  # cannot happen for a path that just matched; count it unmatched
@@ -148,10 +154,10 @@ def matched_rule() -> str | None:
     return None
 
 
-def endpoint_label(endpoints: Mapping[str, str]) -> str:
+def endpoint_label(req: Request, endpoints: Mapping[str, str]) -> str:
     """The ``endpoint`` label: the route's path (an alias such as a trailing-slash form counts as
     its route, through ``endpoints``), or UNMATCHED for a path no route has."""
-    rule = matched_rule()
+    rule = matched_rule(req)
     return UNMATCHED if rule is None else endpoints.get(rule, rule)
 
 
@@ -180,7 +186,8 @@ def observe(
 ) -> None:
     """A reader of ``request_context.finish``: count the request, its latency, its predictions
     or its bad fields."""
-    requests, latency = _request_children(request.method, endpoint_label(endpoints), response.status_code)
+    req = facts.request
+    requests, latency = _request_children(req.method, endpoint_label(req, endpoints), response.status_code)
     requests.inc()
     latency.observe(facts.elapsed)
     result = facts.inference

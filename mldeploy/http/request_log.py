@@ -25,7 +25,7 @@ import os
 import time
 
 import orjson
-from flask import Response, g, request
+from flask import Response
 from pythonjsonlogger.json import JsonFormatter
 
 from mldeploy.http.request_context import RequestFacts
@@ -187,7 +187,7 @@ def log_request(response: Response, facts: RequestFacts) -> None:
     """A reader of ``request_context.finish``: write the request's one log line."""
     if not log.isEnabledFor(logging.INFO):
         return
-    req = request._get_current_object()  # one context look-up for both attributes
+    req = facts.request
     result = facts.inference
     fields = {
         "request_id": facts.request_id,
@@ -195,8 +195,8 @@ def log_request(response: Response, facts: RequestFacts) -> None:
         "path": req.path,
         "status": response.status_code,
         "latency_ms": round(facts.elapsed * 1000, 3),
-        "model": g.get("model_name"),  # which named model answered, and as what (mldeploy/rollout)
-        "model_role": g.get("model_role"),
+        "model": facts.model_name,  # which named model answered, and as what (mldeploy/rollout)
+        "model_role": facts.model_role,
         "model_version": result.version if result else None,
         "rows": len(result.rows) if result else None,
     }

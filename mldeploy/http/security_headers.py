@@ -18,9 +18,10 @@ import re
 from pathlib import Path
 
 import flask_swagger_ui
-from flask import Flask, Response, request
+from flask import Response
 
 from mldeploy.docs.swagger import DOCS_PATH
+from mldeploy.http.request_context import RequestFacts
 
 NOSNIFF = ("X-Content-Type-Options", "nosniff")
 CSP = "Content-Security-Policy"
@@ -79,16 +80,11 @@ def is_docs(path: str) -> bool:
     return path == DOCS_PATH or path.startswith(DOCS_PATH + "/")
 
 
-def add_headers(response: Response) -> Response:
-    """``after_request``: nosniff everywhere, the policy on /docs."""
+def add_headers(response: Response, facts: RequestFacts) -> None:
+    """A reader of ``request_context.finish`` (so of every answer): nosniff everywhere, the
+    policy on /docs."""
     response.headers.setdefault(*NOSNIFF)
-    if is_docs(request.path) and CSP not in response.headers:
+    if is_docs(facts.request.path) and CSP not in response.headers:
         # Files are sent straight from disk (direct passthrough) and hold no inline script.
         readable = response.mimetype == "text/html" and not response.direct_passthrough
         response.headers[CSP] = docs_policy(response.get_data(as_text=True) if readable else "")
-    return response
-
-
-def init_app(app: Flask) -> None:
-    """Add the headers to every answer."""
-    app.after_request(add_headers)

@@ -1,8 +1,8 @@
 """The service's prediction log: one :class:`~mldeploy.monitoring.writer.PredictionLog` per app
-(so per gunicorn worker, whose writer thread starts after the fork), fed by ONE ``after_request``
-hook, and closed when the process stops.
+(so per gunicorn worker, whose writer thread starts after the fork), fed by one reader of
+:func:`mldeploy.http.request_context.finish`, and closed when the process stops.
 
-The hook records what a resource noted with :func:`mldeploy.http.request_context.note_inference`
+The reader records what a resource noted with :func:`mldeploy.http.request_context.note_inference`
 (``/predict`` and ``/v2/.../infer``), under the request's ``X-Request-ID``, only when the answer is
 a 200: a request that failed after predicting (``/v2``'s version switched meanwhile, an
 explanation the model cannot give) was not answered, so it is not logged. Recording costs the
@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, g
+from flask import Flask, Response
 
 from mldeploy.http import metrics, request_context
+from mldeploy.http.request_context import RequestFacts
 from mldeploy.monitoring import writer
 from mldeploy.monitoring.store import DEFAULT_FILE, display_name
 from mldeploy.monitoring.writer import PredictionLog
@@ -54,17 +55,17 @@ def make_log(settings: Settings, modeler: Modeler) -> PredictionLog:
     )
 
 
-def record_answer(response: Response, prediction_log: PredictionLog) -> Response:
-    """``after_request``: queue this request's prediction (if it made one and was answered)."""
-    result = request_context.inference()
+def record_answer(response: Response, facts: RequestFacts, prediction_log: PredictionLog) -> None:
+    """Queue this request's prediction (if it made one and was answered)."""
+    result = facts.inference
     if result is not None and response.status_code == 200:
         # Under the name of the model that answered (several can share a server: mldeploy/rollout).
-        prediction_log.record_inference(result, request_context.request_id(), model=g.get("model_name"))
-    return response
+        prediction_log.record_inference(result, facts.request_id, model=facts.model_name)
 
 
-def init_app(app: Flask, settings: Settings, modeler: Modeler) -> None:
-    """Log every answered prediction, unless MLDEPLOY_LOG_PREDICTIONS is off."""
+def init_app(app: Flask, settings: Settings, modeler: Modeler) -> request_context.Reader | None:
+    """Log every answered prediction, unless MLDEPLOY_LOG_PREDICTIONS is off: the reader that
+    does it, for ``request_context.init_app`` (None when the log is off)."""
     if getattr(modeler, "prediction_log", None) is not None:
         # Its rows would be logged twice, once under ids the clients never see.
         raise ValueError(
@@ -72,11 +73,11 @@ def init_app(app: Flask, settings: Settings, modeler: Modeler) -> None:
             "answer under its request id (MLDEPLOY_LOG_PREDICTIONS); pass a Modeler without one"
         )
     if not settings.log_predictions:
-        return
+        return None
     prediction_log = make_log(settings, modeler)
     app.extensions[EXTENSION] = prediction_log
-    app.after_request(lambda response: record_answer(response, prediction_log))
     log.debug("prediction log: %s", display_name(prediction_log.database))
+    return lambda response, facts: record_answer(response, facts, prediction_log)
 
 
 def prediction_log_of(app: Flask) -> PredictionLog | None:

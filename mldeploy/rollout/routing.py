@@ -29,9 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flask import after_this_request, g, has_request_context, request
+from flask import after_this_request, has_request_context, request
 
-from mldeploy.http import metrics
+from mldeploy.http import metrics, request_context
 from mldeploy.rollout import control, counters
 from mldeploy.rollout.control import BASELINE, CANDIDATE
 from mldeploy.rollout.counters import SharedCounters, latency_bucket
@@ -57,8 +57,7 @@ CURRENT, PINNED, CANDIDATE_ROLE = "current", "pinned", "candidate"
 def note_answer(model: str, version: str, role: str) -> None:
     """Count the answer per model, version and role, and name the model on the request's log line."""
     metrics.count_model_answer(model, version, role)
-    if has_request_context():
-        g.model_name, g.model_role = model, role
+    request_context.note_model(model, role)
 
 
 class ServedModel:

@@ -119,7 +119,7 @@ class ModelInfer(Resource):
         check_model_name(model_name)
         model = self.modeler.ensure_ready()
         check_version(model.version, model_version)
-        body, binary = read_request(request)
+        body, binary = read_request(request._get_current_object())  # its attributes, without the proxy
         outputs = requested_outputs(body, output_names(model.predictor))
         rows = rows_from_request(body, binary, model.schema, current_app.config["MAX_BATCH_ROWS"])
         result = self.modeler.infer(rows)
