@@ -30,7 +30,7 @@ from modeler.recording import PredictionRecorder
 from modeler.training import TrainedVersion, train
 from modeler.tree_params import check_tree_params, tree_param_names
 from modeler.typed_validation import to_typed_rows
-from modeler.validation import to_rows
+from modeler.validation import DecodedRecords, to_rows
 from modeler.version_store import (
     DEFAULT_KEEP_VERSIONS,
     FAIL,
@@ -359,6 +359,8 @@ class Modeler:
         """
         model = model or self._versions.current()
         schema = model.schema
+        if type(x) is DecodedRecords:  # a body the server decoded for the current model's fields
+            x = x.for_model(model.features, schema.numeric_only)
         typed = None
         if schema.numeric_only:  # the float fast path (the default model's)
             rows, single = to_rows(x, model.features)

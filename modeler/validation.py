@@ -11,7 +11,7 @@ and names every problem. pandas is imported only when a DataFrame is given.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
@@ -48,6 +48,29 @@ class Columns:
 
     names: Sequence[str]
     data: Sequence[Sequence[object]]
+
+
+@dataclass(frozen=True)
+class DecodedRecords:
+    """A batch of records (one object per row) that a typed JSON reader already decoded into
+    floats, for a model whose fields are ``names``: ``array`` holds the rows in that order.
+
+    Whichever model answers it takes the array only when its fields are exactly ``names`` and
+    all plain numbers; any other model (a canary with other fields, a text column) gets the
+    body as the general reader parses it (``parsed()``), checked and reported as ever.
+    """
+
+    names: tuple[str, ...]
+    array: np.ndarray
+    parsed: Callable[[], object]
+
+    def for_model(self, features: Sequence[str], numeric_only: bool) -> object:
+        """What the model of ``features`` validates: the array, or the body parsed in general."""
+        if numeric_only and tuple(features) == self.names:
+            X = _in_float32_range(self.array)  # as the records path checks them (NaN cannot come)
+            if X is not None:
+                return X
+        return self.parsed()
 
 
 def _fast_floats(values: Sequence[object]) -> list[float] | None:

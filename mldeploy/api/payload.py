@@ -25,11 +25,16 @@ MALFORMED = "Malformed JSON"
 
 def read_json(request: Request) -> object:
     """The request body parsed as JSON; 415 when it is not JSON, 400 when it does not parse."""
+    return parse_json(read_body(request))
+
+
+def read_body(request: Request) -> bytes:
+    """The request body's bytes; 415 when it is not sent as JSON."""
     if not request.is_json:
         raise UnsupportedMediaType(
             f"Send the body as JSON with Content-Type: application/json (got {request.mimetype or 'none'})"
         )
-    return parse_json(request.get_data(cache=False))  # over MAX_CONTENT_LENGTH this raises 413
+    return request.get_data(cache=False)  # over MAX_CONTENT_LENGTH this raises 413
 
 
 def parse_json(raw: bytes) -> object:
