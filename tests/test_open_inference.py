@@ -21,6 +21,7 @@ from flask.testing import FlaskClient
 from tritonclient.utils import InferenceServerException
 
 from mldeploy.api.v2.protocol import HEADER_LENGTH
+from mldeploy.api.v2.typed_body import CheckedNumbers, typed_body
 from mldeploy.http.app import create_app
 from tests.support import copy_project, free_port, running, wait_ready
 
@@ -198,6 +199,49 @@ def test_every_form_of_tensor_data_gets_the_same_answers(client: FlaskClient) ->
     answers["binary"] = {o["name"]: o["data"] for o in res.get_json()["outputs"]}
     assert all(found == answers["flat"] for found in answers.values())
     assert len(answers["flat"]["label"]) == 500 and set(answers["flat"]["label"]) == set(LABELS)
+
+
+def test_the_common_request_is_read_in_one_typed_pass_and_answers_as_the_general_reader(client) -> None:
+    """Flat FP32/FP64 data is read by msgspec with its values typed as numbers
+    (mldeploy/api/v2/typed_body.py); the same request with a nested parameter goes through the
+    general reader: the same answer."""
+    rows = np.round(np.random.default_rng(4).uniform([4.3, 2.0, 1.0, 0.1], [7.9, 4.4, 6.9, 2.5], (300, 4)), 1)
+    data = [int(v) if v == 5 else v for v in rows.ravel().tolist()]
+    body = {
+        "id": "typed-1",
+        "parameters": {"binary_data_output": False},
+        "inputs": [{**GOOD, "shape": [300, 4], "data": data}],
+        "outputs": [{"name": "label"}, {"name": "probabilities", "parameters": {"binary_data": False}}],
+    }
+    read = typed_body(json.dumps(body).encode())
+    assert read == body
+    assert type(read["inputs"][0]["data"]) is CheckedNumbers
+    general = {**body, "parameters": {"binary_data_output": False, "note": {"nested": True}}}
+    assert typed_body(json.dumps(general).encode()) is None
+    typed_answer, general_answer = infer(client, body), infer(client, general)
+    assert typed_answer.status_code == general_answer.status_code == 200
+    assert typed_answer.get_json() == general_answer.get_json()
+    assert typed_answer.get_json()["id"] == "typed-1"
+
+
+@pytest.mark.parametrize(
+    "tensor",
+    [
+        {**GOOD, "datatype": "INT64", "data": [5, 3, 1, 0]},
+        {**GOOD, "datatype": "BYTES", "data": ["a", "b", "c", "d"]},
+        {**GOOD, "data": [[5.0, 3.2], [1.5, 0.3]]},
+        {**GOOD, "data": [5.0, 3.2, None, 0.3]},
+        {**GOOD, "data": [5.0, 3.2, True, 0.3]},
+        {**GOOD, "data": [5.0, 3.2, "1.5", 0.3]},
+        {**GOOD, "data": [5.0, 3.2, 10**400, 0.3]},
+        {**GOOD, "colour": "red"},
+        {**GOOD, "shape": [1, True]},
+    ],
+    ids=["int64", "bytes", "nested", "null", "bool", "string", "huge", "unknown-key", "bool-shape"],
+)
+def test_what_the_typed_request_reader_does_not_take_is_left_to_the_general_reader(tensor: dict) -> None:
+    raw = json.dumps({"inputs": [tensor]}).encode()
+    assert typed_body(raw) is None
 
 
 def test_binary_data_must_add_up(client: FlaskClient) -> None:
