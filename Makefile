@@ -20,7 +20,7 @@ $(VENV)/.runtime: requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-$(VENV)/.dev: requirements.txt pyproject.toml requirements-dev.txt requirements-onnx.txt requirements-parquet.txt requirements-dask.txt requirements-notebook.txt | $(BIN)/python
+$(VENV)/.dev: requirements.txt pyproject.toml requirements-dev.txt requirements-onnx.txt requirements-parquet.txt requirements-dask.txt requirements-notebook.txt requirements-granian.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@ $(VENV)/.runtime $(VENV)/.notebook
@@ -30,7 +30,7 @@ $(VENV)/.notebook: requirements.txt pyproject.toml requirements-notebook.txt | $
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@ $(VENV)/.runtime
 
-$(VENV)/.bench: requirements.txt requirements-bench.txt | $(BIN)/python
+$(VENV)/.bench: requirements.txt requirements-bench.txt requirements-granian.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-bench.txt
 	touch $@
 

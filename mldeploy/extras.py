@@ -11,6 +11,7 @@ from modeler.errors import MissingExtra  # the project's one error for a missing
 PARQUET = ("pyarrow.parquet", "requirements-parquet.txt", "Parquet files")
 DASK = ("distributed", "requirements-dask.txt", "Scoring on Dask (--dask)")
 DASK_DATAFRAME = ("dask.dataframe", "requirements-dask.txt", "Scoring on Dask (--dask)")
+GRANIAN = ("granian", "requirements-granian.txt", "Serving under Granian (mldeploy serve --server granian)")
 
 
 def require(extra: tuple[str, str, str]) -> ModuleType:

@@ -203,6 +203,9 @@ WORKER_CLASSES = {
     "sync": "mldeploy.http.gunicorn_worker.DrainingSyncWorker",
 }
 
+# The servers `mldeploy serve` runs (MLDEPLOY_SERVER, `serve --server`).
+SERVERS = ("gunicorn", "granian")
+
 ANY_ORIGIN = "*"
 # scheme://host[:port], nothing after: what a browser sends in its Origin header. "null" (sandboxed
 # frames, file: pages) is refused on purpose: any page can send it.
@@ -327,6 +330,10 @@ class Settings:
     rollout_min_requests: int = field(default=20, metadata=parsed_by(integer(1)))
     # Copies waiting for a shadow candidate (and canary agreement checks) per worker; more are dropped.
     shadow_queue: int = field(default=1000, metadata=parsed_by(integer(1)))
+    # The production server `mldeploy serve` runs: gunicorn (the default: a hung request's worker
+    # is replaced, queued connections are answered on SIGTERM) or granian (a Rust HTTP server, less
+    # CPU per request; requirements-granian.txt). docs/production.md compares them.
+    server: str = field(default="gunicorn", metadata=parsed_by(one_of(*SERVERS)))
     # gunicorn only, from here on. The address it binds; None means HOST:PORT.
     bind: str | None = field(default=None, metadata=parsed_by(optional(text)))
     # gunicorn worker processes (the name Heroku and gunicorn itself use).

@@ -1,4 +1,5 @@
-"""``serve``: run the service under gunicorn with the package's settings (mldeploy/http/gunicorn_conf.py)."""
+"""``serve``: run the service under gunicorn with the package's settings (mldeploy/http/gunicorn_conf.py),
+or under Granian (``--server granian``, mldeploy/http/granian_server.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import argparse
 import os
 import sys
 
-from mldeploy.settings import FIELDS, Settings, argument, env_name, load_settings
+from mldeploy import extras
+from mldeploy.settings import FIELDS, SERVERS, Settings, argument, env_name, load_settings
 
 # gunicorn reads a config module by import name, so this works from any folder once installed.
 GUNICORN_CONF = "python:mldeploy.http.gunicorn_conf"
@@ -15,7 +17,12 @@ THREADS_ENV = env_name(FIELDS["THREADS"])
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``serve`` command."""
-    parser = subparsers.add_parser("serve", help="serve the API under gunicorn (production server)")
+    parser = subparsers.add_parser("serve", help="serve the API under gunicorn, or Granian (production server)")
+    parser.add_argument(
+        "--server",
+        choices=SERVERS,
+        help="the HTTP server (default: MLDEPLOY_SERVER or gunicorn; granian needs requirements-granian.txt)",
+    )
     parser.add_argument("--host", help="interface to bind (default: MLDEPLOY_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=argument("PORT"), help="port (default: MLDEPLOY_PORT or 5000)")
     parser.add_argument(
@@ -24,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--threads",
         type=argument("THREADS"),
-        help="threads per gthread worker (default: MLDEPLOY_THREADS or 2; MLDEPLOY_WORKER_CLASS=sync ignores it)",
+        help="threads per worker, gthread's or Granian's (default: MLDEPLOY_THREADS or 2; sync ignores it)",
     )
     parser.set_defaults(run=run)
 
@@ -53,7 +60,20 @@ def gunicorn_environ(args: argparse.Namespace, environ: dict[str, str] | None = 
 
 def run(args: argparse.Namespace) -> int:
     """Check the settings, then replace this process with gunicorn, so signals (SIGTERM) reach its
-    master directly. A bad setting stops here, before gunicorn starts (the CLI prints it)."""
-    argv = gunicorn_argv(args, load_settings())
+    master directly; or become Granian's main process. A bad setting stops here, before the
+    server starts (the CLI prints it)."""
+    settings = load_settings()
+    if (args.server or settings.server) == "granian":
+        extras.require(extras.GRANIAN)  # else a MissingExtra naming the requirements file
+        from mldeploy.http import granian_server
+
+        return granian_server.serve(
+            settings,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            workers=args.workers or settings.web_concurrency,
+            threads=args.threads or settings.threads,
+        )
+    argv = gunicorn_argv(args, settings)
     os.execve(argv[0], argv, gunicorn_environ(args))
     return 1  # not reached

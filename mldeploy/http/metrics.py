@@ -12,6 +12,7 @@ import collections
 import os
 import threading
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from flask import Flask, Request, Response, current_app
 from prometheus_client import (
@@ -212,9 +213,26 @@ def observe(
             VALIDATION_FAILURES.labels(field).inc(count)
 
 
+def forget_dead_workers(folder: str) -> None:
+    """Drop the live gauges of processes that are gone, as gunicorn's child_exit hook does for
+    its workers: Granian has no hook for a worker's exit (mldeploy/http/granian_server.py)."""
+    for path in Path(folder).glob("gauge_live*_*.db"):
+        pid = path.stem.rpartition("_")[2]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(int(pid), folder)
+        except PermissionError:  # alive, another user's
+            pass
+
+
 def exposition() -> bytes:
-    """The metrics text: every worker's, merged, under gunicorn; this process's otherwise."""
-    if os.environ.get(MULTIPROC_ENV):
+    """The metrics text: every worker's, merged, under gunicorn or Granian; this process's otherwise."""
+    folder = os.environ.get(MULTIPROC_ENV)
+    if folder:
+        forget_dead_workers(folder)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)
