@@ -126,20 +126,20 @@ def gunicorn_target(app: str, kind: str, work: Path) -> Target:
 
 
 def granian_target(app: str, work: Path) -> Target:
-    """Granian's WSGI mode, ``WORKERS`` processes with ``THREADS`` blocking threads each."""
+    """Granian's WSGI mode, ``WORKERS`` processes with ``THREADS`` blocking threads each: mldeploy
+    as `python -m mldeploy serve --server granian` runs it, the floor through Granian's own CLI."""
     port = free_port()
-    wsgi = "granian_app:app" if app == MLDEPLOY else "floor_app:app"
+    if app == MLDEPLOY:
+        argv = [sys.executable, "-m", "mldeploy", "serve", "--server", "granian", "--workers", str(WORKERS)]
+        argv += ["--threads", str(THREADS), "--host", HOST, "--port", str(port)]
+        env = base_env(MLDEPLOY_MODEL_DIR=str(work / "models"))
+        return Target(app, GRANIAN, Server(f"{app} {GRANIAN}", argv, REPO, env, port))
     argv = [
         *(sys.executable, "-m", "granian", "--interface", "wsgi", "--host", HOST, "--port", str(port)),
         *("--workers", str(WORKERS), "--blocking-threads", str(THREADS), "--log-level", "warning"),
-        *("--working-dir", str(BENCH), wsgi),
+        *("--working-dir", str(BENCH), "floor_app:app"),
     ]
-    metrics = work / f"granian-metrics-{app}"
-    metrics.mkdir()
-    env = base_env(
-        MLDEPLOY_MODEL_DIR=str(work / "models"), PROMETHEUS_MULTIPROC_DIR=str(metrics), PYTHONPATH=str(BENCH)
-    )
-    return Target(app, GRANIAN, Server(f"{app} {GRANIAN}", argv, BENCH, env, port))
+    return Target(app, GRANIAN, Server(f"{app} {GRANIAN}", argv, BENCH, base_env(PYTHONPATH=str(BENCH)), port))
 
 
 def mlserver_python() -> Path | None:
