@@ -16,15 +16,13 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import requests
 
 from mldeploy.http.metrics import forget_dead_workers
 from tests.support import SEED_ROW, clean_env, copy_project, free_port, metric_value, running, sigterm_under_load
-from tests.test_shutdown import CLIENTS, PER_CLIENT, ROWS, Outcome, call
+from tests.test_shutdown import load
 
 REQUESTS = 60
 
@@ -75,26 +73,10 @@ def test_sigterm_answers_requests_in_flight_and_writes_the_prediction_logs(tmp_p
     project = copy_project(tmp_path)
     port = free_port()
     log = project / "server.log"
-    body = json.dumps([SEED_ROW] * ROWS).encode()
-    outcomes: list[Outcome] = []
-    lock = threading.Lock()
-    answered = threading.Semaphore(0)
-
-    def client(index: int) -> None:
-        for n in range(PER_CLIENT):
-            started = time.monotonic()
-            result = call(port, f"g{index}-{n}", body)
-            with lock:
-                outcomes.append(Outcome(f"g{index}-{n}", result, started, time.monotonic()))
-            if result == "ok":
-                answered.release()
-            elif result in ("refused", "reset-unanswered"):
-                return
-
     # A long flush interval: only the stopping workers' own flush can have written the rows.
     env = clean_env(MLDEPLOY_LOG_FLUSH_INTERVAL="300")
     with running(serve_argv(port), project, port, env=env, log=log) as (_, proc):
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+        threads, outcomes, answered = load(port, "g")
         sigterm_at = sigterm_under_load(proc, threads, answered, 8)
 
     counts = collections.Counter(o.result for o in outcomes)

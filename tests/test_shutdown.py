@@ -59,10 +59,9 @@ def call(port: int, request_id: str, body: bytes) -> str:
         conn.close()
 
 
-def test_sigterm_under_load_drops_no_request(tmp_path: Path) -> None:
-    project = copy_project(tmp_path)
-    port = free_port()
-    log = project / "server.log"
+def load(port: int, prefix: str) -> tuple[list[threading.Thread], list[Outcome], threading.Semaphore]:
+    """CLIENTS client threads (not started) posting ROWS-row batches on new connections, each until
+    the server goes away; their outcomes, and a semaphore released per answer."""
     body = json.dumps([SEED_ROW] * ROWS).encode()
     outcomes: list[Outcome] = []
     lock = threading.Lock()
@@ -71,17 +70,24 @@ def test_sigterm_under_load_drops_no_request(tmp_path: Path) -> None:
     def client(index: int) -> None:
         for n in range(PER_CLIENT):
             started = time.monotonic()
-            result = call(port, f"c{index}-{n}", body)
+            result = call(port, f"{prefix}{index}-{n}", body)
             with lock:
-                outcomes.append(Outcome(f"c{index}-{n}", result, started, time.monotonic()))
+                outcomes.append(Outcome(f"{prefix}{index}-{n}", result, started, time.monotonic()))
             if result == "ok":
                 answered.release()
             elif result in ("refused", "reset-unanswered"):
                 return  # the server is going away: stop, as a client would fail over
 
+    return [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)], outcomes, answered
+
+
+def test_sigterm_under_load_drops_no_request(tmp_path: Path) -> None:
+    project = copy_project(tmp_path)
+    port = free_port()
+    log = project / "server.log"
     argv = ["-m", "mldeploy", "serve", "--workers", "2", "--port", str(port)]
     with running(argv, project, port, env=clean_env(), log=log) as (_, proc):
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+        threads, outcomes, answered = load(port, "c")
         sigterm_at = sigterm_under_load(proc, threads, answered, ANSWERED_BEFORE_SIGTERM)
 
     counts = collections.Counter(o.result for o in outcomes)

@@ -19,27 +19,14 @@ from __future__ import annotations
 import gc
 import os
 import shutil
-import tempfile
-from pathlib import Path
 
+from mldeploy.http import metrics_dir
 from mldeploy.settings import Settings
 
 # The WSGI target each Granian worker calls (a factory: it runs in the worker).
 TARGET = "mldeploy.http.granian_server:worker_app"
 
 _app = None  # the app built before the fork; workers inherit it
-
-
-def _prepare_metrics_dir(settings: Settings) -> tuple[Path, bool]:
-    """The folder the workers share metrics in, emptied of an earlier run's files (only
-    prometheus-client's own), named before prometheus-client is imported; and whether it is ours."""
-    ours = settings.prometheus_multiproc_dir is None
-    folder = settings.prometheus_multiproc_dir or Path(tempfile.mkdtemp(prefix="mldeploy-metrics-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob("*.db"):
-        stale.unlink()
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
-    return folder, ours
 
 
 def worker_app():
@@ -66,7 +53,7 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int) 
     global _app
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    folder, ours = _prepare_metrics_dir(settings)
+    folder, ours = metrics_dir.prepare(settings)  # before prometheus-client is imported
     try:
         from granian import Granian
         from granian.constants import Interfaces

@@ -8,8 +8,6 @@ import gc
 import os
 import shutil
 import sys
-import tempfile
-from pathlib import Path
 
 # Fork-safety: forked workers can hang when the parent used OpenMP/BLAS thread pools, and one
 # tree prediction gains nothing from threads. This file is read before the app (and numpy) loads.
@@ -17,6 +15,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 from mldeploy.cli.exit_codes import EXIT_USAGE  # noqa: E402 - these two import only the standard library
+from mldeploy.http import metrics_dir  # noqa: E402 - the standard library only, as the two above
 from mldeploy.settings import WORKER_CLASSES, SettingsError, load_settings  # noqa: E402
 
 # Checked here, before the app is imported: gunicorn reads this file in its master before forking,
@@ -27,16 +26,9 @@ except SettingsError as exc:
     print(f"error: {exc}", file=sys.stderr)
     sys.exit(EXIT_USAGE)
 
-# Metrics across workers: prometheus-client chooses its multiprocess store when it is imported,
-# so the folder is named before anything imports it (mldeploy.http below does), and emptied now so
-# that counts of an earlier run (and its dead workers' files) do not leak into this one.
-# Only prometheus-client's own *.db files are removed: the folder may be one the user named.
-_METRICS_DIR_OURS = _settings.prometheus_multiproc_dir is None
-_METRICS_DIR = _settings.prometheus_multiproc_dir or Path(tempfile.mkdtemp(prefix="mldeploy-metrics-"))
-_METRICS_DIR.mkdir(parents=True, exist_ok=True)
-for _stale in _METRICS_DIR.glob("*.db"):
-    _stale.unlink()
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_METRICS_DIR)
+# Metrics across workers, in a folder named before anything imports prometheus-client (mldeploy.http
+# below does): mldeploy/http/metrics_dir.py.
+_METRICS_DIR, _METRICS_DIR_OURS = metrics_dir.prepare(_settings)
 
 from mldeploy.http.request_log import configure_logging  # noqa: E402 - needs the environment above
 
