@@ -397,6 +397,18 @@ def test_openapi_describes_this_models_fields_and_answers(pipeline, regressor, f
     assert schemas["Row"]["required"] == [f"x{j}" for j in range(5)]
 
 
+def v2_output_names(client: FlaskClient) -> list[str]:
+    outputs = document(client)["V2InferenceRequest"]["properties"]["outputs"]
+    return outputs["items"]["properties"]["name"]["enum"]
+
+
+def test_openapi_offers_only_the_v2_outputs_this_model_answers(pipeline, regressor) -> None:
+    """Found by schemathesis' command line: the document offered every kind's outputs, and a
+    classifier refuses ``prediction`` (400) as a regressor refuses ``label``."""
+    assert v2_output_names(pipeline[0]) == ["label", "probabilities"]
+    assert v2_output_names(regressor[0]) == ["prediction"]
+
+
 # -- file scoring ------------------------------------------------------------------------------------
 
 

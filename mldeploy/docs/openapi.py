@@ -293,6 +293,16 @@ def answer_schemas(model: DocumentedModel | None) -> tuple[dict, list[str]]:
     return properties, ["Class", "Probabilities"]
 
 
+def v2_outputs(model: DocumentedModel | None) -> list[str]:
+    """The /v2 outputs the served model answers (every kind's while no model is loaded): a
+    request naming another is refused, so the document does not offer it."""
+    if model is None:
+        return list(V2_OUTPUTS)
+    if model.task == REGRESSION:
+        return [PREDICTION]
+    return [LABEL, PROBABILITIES] if model.probabilities else [LABEL]
+
+
 def data_schemas(model: DocumentedModel | None, max_rows: int) -> dict[str, dict]:
     """Request and response schemas: rows hold the served model's own fields and types, the
     answers its own keys (``Class`` and ``Probabilities``, or ``Prediction``)."""
@@ -570,7 +580,7 @@ def data_schemas(model: DocumentedModel | None, max_rows: int) -> dict[str, dict
                     "type": "array",
                     "items": {
                         "type": "object",
-                        "properties": {"name": {"enum": list(V2_OUTPUTS)}, "parameters": {"type": "object"}},
+                        "properties": {"name": {"enum": v2_outputs(model)}, "parameters": {"type": "object"}},
                         "required": ["name"],
                     },
                 },
