@@ -12,8 +12,6 @@ from pathlib import Path
 
 from mldeploy.settings import Settings
 
-ENV = "PROMETHEUS_MULTIPROC_DIR"
-
 
 def prepare(settings: Settings) -> tuple[Path, bool]:
     """Name the folder in the environment (PROMETHEUS_MULTIPROC_DIR, else a fresh temporary one),
@@ -25,5 +23,5 @@ def prepare(settings: Settings) -> tuple[Path, bool]:
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.db"):
         stale.unlink()
-    os.environ[ENV] = str(folder)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)  # a setting (settings.py reads it too)
     return folder, ours
