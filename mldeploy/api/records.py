@@ -42,14 +42,14 @@ class _Reader:
         instances = msgspec.defstruct("Instances", [("instances", list[row])], forbid_unknown_fields=True)
         self.records = msgspec.json.Decoder(list[row])
         self.instances = msgspec.json.Decoder(instances)
-        self.values = attrgetter(*(name for name, _ in fields)) if len(names) > 1 else None
+        # attrgetter of one name gives the value, of several a tuple: one C loop either way.
+        self.values = attrgetter(*(name for name, _ in fields))
         self.width = len(names)
 
     def array(self, rows: list) -> np.ndarray:
         """The decoded rows as a float64 array, row-major, in field order."""
-        if self.values is None:  # one field: attrgetter gives a value, not a tuple
-            return np.fromiter((row.f0 for row in rows), dtype=np.float64, count=len(rows)).reshape(-1, 1)
-        flat = itertools.chain.from_iterable(map(self.values, rows))
+        values = map(self.values, rows)
+        flat = values if self.width == 1 else itertools.chain.from_iterable(values)
         return np.fromiter(flat, dtype=np.float64, count=len(rows) * self.width).reshape(-1, self.width)
 
 
@@ -66,10 +66,8 @@ def decode_records(
     typed reader takes (the caller then parses it in general). ``parsed`` parses the same body
     in general, for a model with other fields."""
     start = raw[:1] if raw[:1] in (b"[", b"{") else raw.lstrip()[:1]
-    if start == b"{" and INSTANCES_KEY not in raw[:64]:
+    if start != b"[" and not (start == b"{" and INSTANCES_KEY in raw[:64]):
         return None  # a single row (the usual request), or another form
-    if start not in (b"[", b"{"):
-        return None
     fields = features()
     if not fields:
         return None

@@ -44,11 +44,13 @@ class Predict(Resource):
         req = request._get_current_object()  # one proxy look-up, not one per attribute (2 µs each)
         explain = explain_requested(req)
         raw, max_rows = read_body(req), current_app.config["MAX_BATCH_ROWS"]
+
         # A batch of records goes straight from bytes to floats for the model's fields
         # (mldeploy/api/records.py); anything else, and anything it does not take, as ever.
-        rows = decode_records(raw, self._fields, max_rows, lambda: rows_from_body(parse_json(raw), max_rows))
-        if rows is None:
-            rows = rows_from_body(parse_json(raw), max_rows)
+        def general() -> object:
+            return rows_from_body(parse_json(raw), max_rows)
+
+        rows = decode_records(raw, self._fields, max_rows, general) or general()
         result = self.modeler.infer(rows)
         request_context.note_inference(result)
         warnings = result.out_of_range()

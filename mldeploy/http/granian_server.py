@@ -17,6 +17,7 @@ at SIGTERM may be reset rather than answered.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import shutil
 
@@ -68,8 +69,6 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int) 
         _app = create_app({"WARMUP": False})
         readiness = _app.extensions["mldeploy"]
         if not readiness.warm_up():
-            import logging
-
             logging.getLogger("mldeploy").warning("model not ready at start: %s", readiness.error)
         gc.freeze()  # as gunicorn_conf.py's when_ready: workers' collections skip the shared pages
         server = Granian(
