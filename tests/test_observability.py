@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 
 import pytest
@@ -133,12 +134,20 @@ def test_the_metrics_and_the_log_line_carry_the_same_latency(client: FlaskClient
     assert abs(observed * 1000 - record.latency_ms) <= 0.0005 + 1e-9
 
 
-def test_a_new_request_id_is_a_random_uuid4() -> None:
-    ids = {new_request_id() for _ in range(1000)}
-    assert len(ids) == 1000
+def test_a_new_request_id_is_a_uuid7_of_its_time() -> None:
+    before = time.time_ns() // 1_000_000
+    ids = [new_request_id() for _ in range(1000)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == 1000
     for rid in ids:
-        assert uuid.UUID(rid).version == 4 and uuid.UUID(rid).variant == uuid.RFC_4122
+        assert uuid.UUID(rid).version == 7 and uuid.UUID(rid).variant == uuid.RFC_4122
         assert uuid.UUID(rid).hex == rid
+        assert before <= int(rid[:12], 16) <= after  # its first 48 bits: Unix milliseconds
+    # Time-ordered (what keeps the log's index growing at its end): an id made a millisecond
+    # later sorts after every earlier one.
+    time.sleep(0.002)
+    later = new_request_id()
+    assert later > max(ids)
 
 
 # Run in a process of its own: pytest's log capture adds handlers to the root logger, and with

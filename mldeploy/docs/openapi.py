@@ -640,7 +640,8 @@ WWW_AUTHENTICATE = {"WWW-Authenticate": {"description": "The scheme to use: Bear
 REQUEST_ID = {
     "X-Request-ID": {
         "description": "The request's id: the client's X-Request-ID when it is 1-128 characters of "
-        "[A-Za-z0-9._:-], else a new one. The server's log line for the request carries it.",
+        "[A-Za-z0-9._:-], else a new UUIDv7 (32 hex digits, in time order). The server's log line "
+        "for the request carries it.",
         "schema": {"type": "string"},
     }
 }

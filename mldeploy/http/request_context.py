@@ -15,13 +15,13 @@ for the same reason: Flask checks each hook for a coroutine on every call.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable, Sequence
 
 from flask import Flask, Request, Response, has_request_context, request
 
+from mldeploy.monitoring.records import new_request_id
 from modeler.modeler import Inference
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -33,9 +33,6 @@ REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 READERS = "mldeploy_readers"
 # The WSGI environ key that holds the current request's facts.
 FACTS = "mldeploy.request"
-# uuid.uuid4()'s version (4) and variant (RFC 4122) bits, set on 128 random bits.
-_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
-_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
 class RequestFacts:
@@ -56,11 +53,6 @@ class RequestFacts:
 
 
 Reader = Callable[[Response, RequestFacts], None]
-
-
-def new_request_id() -> str:
-    """A fresh id: ``uuid.uuid4().hex``, built without the UUID object (half the time)."""
-    return f"{int.from_bytes(os.urandom(16)) & _UUID4_CLEAR | _UUID4_SET:032x}"
 
 
 def begin() -> None:

@@ -16,14 +16,13 @@ import math
 import os
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from mldeploy.monitoring.packing import pack_json
-from mldeploy.monitoring.records import LogRecord, sampled
+from mldeploy.monitoring.records import LogRecord, new_request_id, sampled
 from mldeploy.monitoring.store import Row, Store, display_name, open_store
 
 if TYPE_CHECKING:
@@ -227,7 +226,7 @@ class PredictionLog:
         answered (default: the log's). This is what a ``Modeler``'s ``prediction_log`` is called
         with, and the server's hook too."""
         if request_id is None:
-            request_id = uuid.uuid4().hex
+            request_id = new_request_id()
         try:
             self._enqueue(request_id, result.version, model, len(result.answers), result, _INFERENCE)
         except Exception as exc:
