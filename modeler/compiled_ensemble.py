@@ -23,8 +23,9 @@ Paths: a batch finds every tree's leaf for every row at once with bit vectors (Q
 feature, one table lookup gives the leaves a row can still reach in each tree; the AND over the
 features leaves the exit leaf as the lowest bit). Those tables take memory in proportion to trees
 x leaves x thresholds; past ``table_bytes_limit`` a level-by-level walk replaces them. One row
-walks the trees as generated Python, each tree's splits as nested ifs (modeler/ensemble_walk.py),
-or over flat lists where that does not apply (a missing value, an ensemble too large).
+walks the trees as generated Python, each tree's splits as nested ifs and each leaf adding its
+values to the row's sums (modeler/ensemble_walk.py), or over flat lists where that does not apply
+(a missing value, an ensemble too large).
 
 Explanations (:meth:`CompiledEnsemble.contributions`) are Saabas path contributions: along each
 tree's path, the change in the node value at each split is credited to the split's feature; the
@@ -60,7 +61,7 @@ from modeler.load_errors import NotCompilable
 
 if TYPE_CHECKING:
     from modeler.ensemble_tables import LeafTables
-    from modeler.ensemble_walk import RowWalker
+    from modeler.ensemble_walk import RowSummer, RowWalker
 
 # Bumped when the saved layout changes; a file of another format is not used.
 FORMAT = "mldeploy-compiled-ensemble/1"
@@ -455,7 +456,39 @@ class CompiledEnsemble:
 
     def prepare_one_row(self) -> None:
         """Build the one-row walk now, so that a loaded version's first row is as fast as the next."""
-        _ = self._row_walker
+        if self._row_summer is None:
+            _ = self._row_walker
+
+    @cached_property
+    def _row_summer(self) -> RowSummer | None:
+        """One row's sums as generated code, each leaf adding its values (modeler/ensemble_walk.py);
+        None where the walk to the leaves and numpy's sums stay."""
+        from modeler.ensemble_walk import row_summer
+
+        values = self.value.tolist()
+        if self.kind == FOREST:
+            starts = [0.0] * self.n_outputs
+
+            def leaf_adds(tree: int, leaf: int) -> list[tuple[int, float]]:
+                return list(enumerate(values[leaf]))  # every class's fraction
+        else:
+            starts = self.init.tolist()
+            outputs = self.tree_output.tolist()
+
+            def leaf_adds(tree: int, leaf: int) -> list[tuple[int, float]]:
+                return [(outputs[tree], values[leaf][0])]  # tree t adds to raw column t % n_outputs
+
+        return row_summer(
+            self._feature_list,
+            self._threshold_list,
+            self._left_list,
+            self._right_list,
+            self._root_list,
+            self.n_features,
+            self.depth,
+            starts,
+            leaf_adds,
+        )
 
     @cached_property
     def _row_walker(self) -> RowWalker | None:
@@ -586,9 +619,20 @@ class CompiledEnsemble:
             raise TypeError(f"{self.estimator} is a regressor: it has no probabilities")
         return self._answers(X, walk=walk)[1]
 
+    def _row_sums(self, x: Sequence[float]) -> list[float] | None:
+        """One prepared row's sums by the generated code (a forest's not yet divided), in the
+        batch's order of additions; None for a row with a missing value or without that code."""
+        summer = self._row_summer
+        if summer is None or (self.allow_nan and any(v != v for v in x)):
+            return None
+        return summer(x)
+
     def _row_raw(self, x: Sequence[float]) -> np.ndarray:
         """One row's sums, shape (1, outputs), added in the batch's order (accumulate is
         sequential by definition)."""
+        sums = self._row_sums(x)
+        if sums is not None:
+            return np.array([[v / self.n_trees for v in sums] if self.kind == FOREST else sums])
         steps = np.array(self._row_start + self._leaves_of_row(x))
         if self.kind == FOREST:
             return np.add.accumulate(self._row_values.take(steps, axis=0), axis=0)[-1:] / self.n_trees
@@ -598,12 +642,16 @@ class CompiledEnsemble:
     def predict_one(self, row: Sequence[float]) -> RowAnswer:
         """One row (floats in feature order): the same answer as a batch, without numpy's
         per-batch work."""
-        raw = self._row_raw(self._prepared_row(row))
+        x = self._prepared_row(row)
         if self.kind == FOREST:
-            answers = raw[0].tolist()
+            sums = self._row_sums(x)
+            n = self.n_trees
+            # A forest's answer is its mean: the sums divided, in Python's (IEEE) floats, as numpy's.
+            answers = [v / n for v in sums] if sums is not None else self._row_raw(x)[0].tolist()
             if not self.is_classifier:
                 return RowAnswer(None, None, answers[0])
             return RowAnswer(self.classes[answers.index(max(answers))], tuple(answers), None)  # argmax
+        raw = self._row_raw(x)
         answers = self._linked(raw)
         if not self.is_classifier:
             return RowAnswer(None, None, float(answers[0]))

@@ -420,6 +420,34 @@ def test_the_generated_one_row_walk_finds_the_flat_walks_leaves(case) -> None:
     assert [compiled._leaves_of_row(x) for x in rows] == [flat._leaves_of_row(x) for x in rows]
 
 
+def test_the_generated_one_row_sums_answer_as_the_leaves_and_numpy_do(case) -> None:
+    compiled = case.compiled
+    assert compiled._row_summer is not None, "the one-row path did not use the generated sums"
+    by_leaves = CompiledEnsemble.from_bytes(compiled.to_bytes())
+    by_leaves.__dict__["_row_summer"] = None  # leaves, then numpy's take and accumulate
+    rows = case.X[:N_OTHER_PATHS].tolist()
+    assert [compiled.predict_one(row) for row in rows] == [by_leaves.predict_one(row) for row in rows]
+    prepared = [compiled._prepared_row(row) for row in rows[:200]]
+    for x in prepared:
+        assert compiled._row_raw(x).tolist() == by_leaves._row_raw(x).tolist()
+
+
+def test_the_generated_sums_add_each_leafs_values_in_tree_order() -> None:
+    from modeler.ensemble_walk import MAX_NODES, row_summer
+
+    # Two one-split trees on feature 0 (at 0.5 and at 1.5), each leaf adding to column 0 or 1.
+    tree = ([0, -1, -1, 0, -1, -1], [0.5, 0, 0, 1.5, 0, 0], [1, -1, -1, 4, -1, -1], [2, -1, -1, 5, -1, -1], [0, 3])
+    values = {1: 0.1, 2: 0.2, 4: 0.7, 5: 1e-17}
+    summer = row_summer(*tree, n_features=1, depth=1, starts=[1.0, 0.0], leaf_adds=lambda t, leaf: [(t, values[leaf])])
+    assert summer is not None
+    assert summer([0.5]) == [1.0 + 0.1, 0.0 + 0.7] and summer([2.0]) == [1.0 + 0.2, 0.0 + 1e-17]
+    no_adds = row_summer(*tree, n_features=1, depth=1, starts=[0.25], leaf_adds=lambda t, leaf: [])
+    assert no_adds is not None and no_adds([0.0]) == [0.25]
+    # Every leaf's additions count against the size the code may have.
+    many = row_summer(*tree, n_features=1, depth=1, starts=[0.0], leaf_adds=lambda t, leaf: [(0, 1.0)] * MAX_NODES)
+    assert many is None
+
+
 def test_the_generated_walk_is_left_out_where_it_cannot_serve() -> None:
     from modeler.ensemble_walk import MAX_DEPTH, MAX_NODES, row_walker
 
