@@ -35,7 +35,7 @@ from mldeploy.contract import (
 from modeler.errors import FieldError, InvalidInput
 from modeler.inference import Inference
 from modeler.predictors import base
-from modeler.predictors.base import AnswerTable, ArrayAnswers
+from modeler.predictors.base import AnswerTable, ArrayAnswers, RowAnswers
 from modeler.ranges import RangeWarning
 
 # This module's key for what it keeps in a predictor's answer table.
@@ -66,6 +66,12 @@ def entry_fragments(table: AnswerTable) -> EntryFragments:
 def _plain_rows(result: Inference) -> list[dict]:
     """One ``{Prediction}``, ``{Class}`` or ``{Class, Probabilities}`` per row, as the model can."""
     answers = result.answers
+    if type(answers) is RowAnswers:  # one row's Python values: no numpy on the way to JSON
+        if answers.value is not None:
+            return [{PREDICTION: answers.value}]
+        if answers.probability_values is None:
+            return [{CLASS: answers.label_value}]
+        return [{CLASS: answers.label_value, PROBABILITIES: answers.probability_dicts()[0]}]
     if result.predictor.can(base.VALUE):  # a regressor: one number per row
         return [{PREDICTION: value} for value in answers.values().tolist()]
     labels = answers.labels()

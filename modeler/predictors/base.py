@@ -153,6 +153,64 @@ class ArrayAnswers(Answers):
         return self._values
 
 
+class RowAnswers(Answers):
+    """One row's answer held as Python values, as a compiled ensemble's one-row walk gives it: a
+    classifier's label and probabilities, or a regressor's value. No numpy on the one-row path
+    (each numpy call there costs a few µs, and far more with the cold caches of a server between
+    requests); arrays are made only for a caller that asks for them."""
+
+    __slots__ = ("classes", "label_value", "probability_values", "value")
+
+    def __init__(
+        self,
+        classes: Sequence[object],
+        label: object = None,
+        probabilities: Sequence[float] | None = None,
+        value: float | None = None,
+    ) -> None:
+        self.classes = tuple(classes)
+        self.label_value = label.item() if isinstance(label, np.generic) else label
+        self.probability_values = None if probabilities is None else tuple(probabilities)
+        self.value = value
+
+    def __len__(self) -> int:
+        return 1
+
+    def _need_label(self) -> object:
+        if self.value is not None:
+            raise TypeError("a regressor answers values, not labels")
+        return self.label_value
+
+    def labels(self) -> list:
+        return [self._need_label()]
+
+    def label(self, row: int) -> object:
+        if row != 0:
+            raise IndexError(f"one row answered, not row {row}")
+        return self._need_label()
+
+    def label_array(self) -> np.ndarray:
+        return np.array(self.labels(), dtype=object)
+
+    def label_counts(self) -> dict:
+        return {self._need_label(): 1}
+
+    def probabilities(self) -> np.ndarray:
+        if self.probability_values is None:
+            raise TypeError("this model gives no probabilities")
+        return np.array([self.probability_values], dtype=np.float64)
+
+    def probability_dicts(self) -> list[dict[str, float]]:
+        if self.probability_values is None:
+            raise TypeError("this model gives no probabilities")
+        return [dict(zip(map(str, self.classes), self.probability_values, strict=True))]
+
+    def values(self) -> np.ndarray:
+        if self.value is None:
+            raise TypeError("a classifier answers labels, not values")
+        return np.array([self.value], dtype=np.float64)
+
+
 class TableAnswers(Answers):
     """Answers that are entries of an :class:`AnswerTable`: a row costs one index."""
 

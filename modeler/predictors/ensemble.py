@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from modeler.compiled_ensemble import CompiledEnsemble, Contributions
-from modeler.predictors.base import EXPLANATION, LABELS, PROBABILITIES, VALUE, ArrayAnswers, Predictor
+from modeler.predictors.base import (
+    EXPLANATION,
+    LABELS,
+    PROBABILITIES,
+    VALUE,
+    ArrayAnswers,
+    Predictor,
+    RowAnswers,
+)
 
 if TYPE_CHECKING:
     from modeler.validation import Rows
@@ -75,18 +83,16 @@ class EnsemblePredictor(Predictor):
         """The flattened trees (``ensemble.bin`` of a saved version)."""
         return self.ensemble.to_bytes()
 
-    def answer(self, rows: Rows, *, single: bool, use_estimator: bool = False) -> ArrayAnswers:
-        """One row: the Python walk; a batch: the bit-vector path, once for labels and
-        probabilities together."""
+    def answer(self, rows: Rows, *, single: bool, use_estimator: bool = False) -> ArrayAnswers | RowAnswers:
+        """One row: the Python walk, answered in Python values; a batch: the bit-vector path,
+        once for labels and probabilities together."""
         ensemble = self.ensemble
         if single and not isinstance(rows, np.ndarray):
             row = [np.nan if v is None else v for v in rows[0]]
             found = ensemble.predict_one(row)
             if not ensemble.is_classifier:
-                return ArrayAnswers((), values=np.array([found.value], dtype=np.float64))
-            return ArrayAnswers(
-                self.classes, np.array([found.label], dtype=object), np.array([found.probabilities], dtype=np.float64)
-            )
+                return RowAnswers((), value=found.value)
+            return RowAnswers(self.classes, found.label, found.probabilities)
         X = _floats(rows)
         if not ensemble.is_classifier:
             return ArrayAnswers((), values=ensemble.predict(X))
