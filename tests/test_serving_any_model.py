@@ -220,6 +220,47 @@ def test_a_classifier_without_predict_proba_answers_no_probabilities(tmp_path: P
     assert [o["name"] for o in v2["outputs"]] == ["label"]
 
 
+def test_the_prediction_log_keeps_every_kinds_batch_answer_as_it_was_answered(forest, pipeline, regressor, tmp_path):
+    """A batch answered by arrays is logged as its columns (tag C), and read back as the rows the
+    client was sent, for a forest, a Pipeline, a regressor with nulls and a classifier without
+    probabilities; a single row and the Iris tree's table answers keep their own forms."""
+    import orjson
+
+    from mldeploy.monitoring.answered import answered_rows
+    from mldeploy.monitoring.packing import ANSWER_COLUMNS, unpack_outputs
+
+    _, X = tutorial_forest()
+    ridge_dir = tmp_path / "ridge"
+    Modeler(ridge_dir).import_model(RidgeClassifier().fit(X, (X[:, 0] + X[:, 1] > 0).astype(int)))
+    Q = np.random.default_rng(3).normal(size=(300, 5)).tolist()
+    batches = [
+        (forest[2], {"instances": Q}),
+        (pipeline[2], as_json_rows(customers(300, 4))),
+        (regressor[2], as_json_rows(flats(300, 5))),
+        (ridge_dir, {"instances": Q}),
+    ]
+    for model_dir, body in batches:
+        modeler = Modeler(model_dir)
+        rows = body["instances"] if isinstance(body, dict) else body
+        answered = app_on(model_dir).post("/predict", json=body).get_json()[PREDICTIONS]
+        answered = [{k: v for k, v in row.items() if k != WARNINGS} for row in answered]  # not logged
+        result = modeler.infer(rows)
+        _, outputs = answered_rows(result)
+        assert outputs[:1] == ANSWER_COLUMNS, model_dir
+        assert orjson.loads(orjson.dumps(unpack_outputs(outputs))) == answered, model_dir
+    for model_dir, body in [(forest[2], {"features": Q[0]}), (tmp_path / "iris", None)]:
+        modeler = Modeler(model_dir)
+        one = modeler.infer(
+            body["features"]
+            if body
+            else {"sepal_length": 5.0, "sepal_width": 3.2, "petal_length": 1.5, "petal_width": 0.3}
+        )
+        _, outputs = answered_rows(one)
+        assert outputs[:1] != ANSWER_COLUMNS
+        (logged,) = unpack_outputs(outputs)
+        assert logged[CLASS] == one.answers.label(0)
+
+
 # -- /model, train, metrics ----------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ version and kept with the predictor's table, so a row of a batch costs one list 
 from __future__ import annotations
 
 from itertools import repeat
+from typing import NamedTuple
 
 import numpy as np
 import orjson
@@ -63,6 +64,38 @@ def entry_fragments(table: AnswerTable) -> EntryFragments:
     return table.rendered(_FRAGMENTS_KEY, EntryFragments)
 
 
+class AnswerColumns(NamedTuple):
+    """A batch's answers as columns: a regressor's ``values``, or a classifier's ``labels`` (and,
+    when it has them, its ``probabilities`` with their ``keys``). What the prediction log keeps
+    of a batch answered by arrays, and what the rows are built from."""
+
+    labels: list | None = None
+    keys: list[str] | None = None
+    probabilities: np.ndarray | None = None
+    values: np.ndarray | None = None
+
+
+def answer_columns(result: Inference) -> AnswerColumns | None:
+    """``result``'s answers as columns when they are arrays (:class:`ArrayAnswers`), else None."""
+    answers = result.answers
+    if not isinstance(answers, ArrayAnswers):
+        return None
+    if result.predictor.can(base.VALUE):  # a regressor: one number per row
+        return AnswerColumns(values=answers.values())
+    if not result.predictor.can(base.PROBABILITIES):
+        return AnswerColumns(labels=answers.labels())
+    return AnswerColumns(answers.labels(), [str(c) for c in answers.classes], answers.probabilities())
+
+
+def rows_of_columns(columns: AnswerColumns) -> list[dict]:
+    """One ``{Prediction}``, ``{Class}`` or ``{Class, Probabilities}`` per row of ``columns``."""
+    if columns.values is not None:
+        return [{PREDICTION: value} for value in columns.values.tolist()]
+    if columns.probabilities is None:
+        return [{CLASS: label} for label in columns.labels]
+    return _class_rows(columns.labels, columns.probabilities, columns.keys)
+
+
 def _plain_rows(result: Inference) -> list[dict]:
     """One ``{Prediction}``, ``{Class}`` or ``{Class, Probabilities}`` per row, as the model can."""
     answers = result.answers
@@ -72,13 +105,14 @@ def _plain_rows(result: Inference) -> list[dict]:
         if answers.probability_values is None:
             return [{CLASS: answers.label_value}]
         return [{CLASS: answers.label_value, PROBABILITIES: answers.probability_dicts()[0]}]
-    if result.predictor.can(base.VALUE):  # a regressor: one number per row
+    columns = answer_columns(result)
+    if columns is not None:
+        return rows_of_columns(columns)
+    if result.predictor.can(base.VALUE):
         return [{PREDICTION: value} for value in answers.values().tolist()]
     labels = answers.labels()
     if not result.predictor.can(base.PROBABILITIES):
         return [{CLASS: label} for label in labels]
-    if isinstance(answers, ArrayAnswers):
-        return _class_rows(labels, answers.probabilities(), [str(c) for c in answers.classes])
     return [{CLASS: label, PROBABILITIES: p} for label, p in zip(labels, answers.probability_dicts(), strict=True)]
 
 
@@ -86,7 +120,7 @@ def _class_rows(labels: list, probabilities: np.ndarray, keys: list[str]) -> lis
     """``{Class, Probabilities: {key: probability}}`` per row, as ``ArrayAnswers.probability_dicts``
     keys them, built from the probability columns: for a batch of thousands this is most of the
     answer's cost, and a dict display per row (two classes, the common case) is the fastest."""
-    columns = probabilities.T.tolist()
+    columns = np.asarray(probabilities, dtype=np.float64).T.tolist()
     if len(keys) == 2:
         a, b = keys
         return [{CLASS: label, PROBABILITIES: {a: x, b: y}} for label, x, y in zip(labels, *columns, strict=True)]

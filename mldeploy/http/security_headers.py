@@ -83,7 +83,8 @@ def is_docs(path: str) -> bool:
 def add_headers(response: Response, facts: RequestFacts) -> None:
     """A reader of ``request_context.finish`` (so of every answer): nosniff everywhere, the
     policy on /docs."""
-    response.headers.setdefault(*NOSNIFF)
+    # add, not setdefault: only this reader sets it, and setdefault searches the list first (2 µs).
+    response.headers.add(*NOSNIFF)
     if is_docs(facts.request.path) and CSP not in response.headers:
         # Files are sent straight from disk (direct passthrough) and hold no inline script.
         readable = response.mimetype == "text/html" and not response.direct_passthrough

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mldeploy.api.answers import entry_fragments, predict_answer
+from mldeploy.api.answers import answer_columns, entry_fragments, predict_answer
 from mldeploy.contract import EXPLANATION, INPUT, MODEL_VERSION, PREDICTIONS, WARNINGS
-from mldeploy.monitoring.packing import pack_inputs, pack_json, pack_table_outputs
+from mldeploy.monitoring.packing import pack_answer_columns, pack_inputs, pack_json, pack_table_outputs
 from modeler.inference import Inference
 from modeler.predictors.base import TableAnswers
 
@@ -36,6 +36,9 @@ def answered_rows(result: Inference) -> tuple[bytes, bytes]:
         if isinstance(answers.entries, np.ndarray):
             return inputs, pack_table_outputs(answers.entries, fragments)
         return inputs, pack_json([fragments[entry] for entry in answers.entries])
+    columns = None if result.single else answer_columns(result)
+    if columns is not None:  # a batch answered by arrays: kept as its columns
+        return inputs, pack_answer_columns(columns)
     answer = predict_answer(result, warnings={}, serialised=True)
     if result.single:
         return inputs, pack_json([{k: v for k, v in answer.items() if k not in NOT_OUTPUTS}])
