@@ -316,10 +316,15 @@ def to_rows(x: object, features: Sequence[str]) -> tuple[Rows, bool]:
         row = _dict_floats(x, features)
         if row is not None:
             return [row], True
-    elif type(x) is list and len(x) == len(features):  # {"features": [...]}: numbers in order
-        row = _fast_floats(x)
-        if row is not None:
-            return [row], True
+    elif type(x) is list:
+        if len(x) == len(features):  # {"features": [...]}: numbers in order
+            row = _fast_floats(x)
+            if row is not None:
+                return [row], True
+        if len(x) == 1 and type(x[0]) is list and len(x[0]) == len(features):  # a batch of one row
+            row = _fast_floats(x[0])
+            if row is not None:
+                return [row], False
     errors: list[FieldError] = []
     pd = sys.modules.get("pandas")  # a DataFrame implies pandas is loaded; never import it here
     if pd is not None and isinstance(x, pd.DataFrame):

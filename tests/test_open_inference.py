@@ -23,6 +23,8 @@ from tritonclient.utils import InferenceServerException
 from mldeploy.api.v2.protocol import HEADER_LENGTH
 from mldeploy.api.v2.typed_body import CheckedNumbers, typed_body
 from mldeploy.http.app import create_app
+from modeler.data import IRIS_FEATURES
+from modeler.schema import Field, Schema
 from tests.support import copy_project, free_port, running, wait_ready
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -114,6 +116,7 @@ def test_errors_reach_the_client_as_400(triton: httpclient.InferenceServerClient
 # -- the protocol's error shape, in process -------------------------------------------------
 
 GOOD = {"name": "x", "datatype": "FP64", "shape": [1, 4], "data": [5.0, 3.2, 1.5, 0.3]}
+SCHEMA = Schema(tuple(Field(name) for name in IRIS_FEATURES))  # the Iris model's: four numbers
 
 
 def infer(client: FlaskClient, body: object, headers: dict | None = None, raw: bytes | None = None):
@@ -222,6 +225,36 @@ def test_the_common_request_is_read_in_one_typed_pass_and_answers_as_the_general
     assert typed_answer.status_code == general_answer.status_code == 200
     assert typed_answer.get_json() == general_answer.get_json()
     assert typed_answer.get_json()["id"] == "typed-1"
+
+
+def test_a_one_row_tensor_read_without_numpy_answers_as_that_row_of_a_batch(client: FlaskClient) -> None:
+    """A [1, 4] FP32/FP64 tensor of plain numbers is read as one row of Python floats
+    (``protocol._one_row``): every form of it answers as the same row in a batch, which the
+    general path reads. Values near float32's rounding and ints among floats included."""
+    from mldeploy.api.v2 import protocol
+
+    rng = np.random.default_rng(5)
+    rows = rng.uniform([4.3, 2.0, 1.0, 0.1], [7.9, 4.4, 6.9, 2.5], (150, 4))
+    rows[::5] = np.round(rows[::5], 1)  # decimals a float32 cast moves across a threshold or not
+    data = [[int(v) if v == round(v) else v for v in row] for row in rows.tolist()]
+    for datatype in ("FP32", "FP64"):
+        batch = infer(client, {"inputs": [{**GOOD, "datatype": datatype, "shape": [150, 4], "data": data}]})
+        assert batch.status_code == 200, batch.get_json()
+        outputs = {o["name"]: o["data"] for o in batch.get_json()["outputs"]}
+        for i, row in enumerate(data):
+            for values in (row, [row]):  # flat and nested
+                tensor = {**GOOD, "datatype": datatype, "shape": [1, 4], "data": values}
+                assert protocol._one_row([tensor], b"", SCHEMA) is not None
+                res = infer(client, {"inputs": [tensor]})
+                assert res.status_code == 200, res.get_json()
+                one = {o["name"]: o["data"] for o in res.get_json()["outputs"]}
+                assert one["label"] == [outputs["label"][i]]
+                assert one["probabilities"] == outputs["probabilities"][3 * i : 3 * i + 3]
+    # Anything else takes the general path: binary data, parameters, another shape, a bool.
+    assert protocol._one_row([GOOD], b"\0" * 16, SCHEMA) is None
+    assert protocol._one_row([{**GOOD, "parameters": {}}], b"", SCHEMA) is None
+    assert protocol._one_row([{**GOOD, "shape": [4]}], b"", SCHEMA) is None
+    assert protocol._one_row([{**GOOD, "data": [5.0, True, 1.5, 0.3]}], b"", SCHEMA) is None
 
 
 @pytest.mark.parametrize(

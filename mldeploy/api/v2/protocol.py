@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+from array import array
 from collections.abc import Mapping, Sequence
 from itertools import chain
 
@@ -28,6 +29,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 from mldeploy.api.payload import check_row_limit
 from mldeploy.api.v2.typed_body import CheckedNumbers, typed_body
 from mldeploy.http import jsonio
+from modeler.cells import FLOAT32_MAX
 from modeler.errors import FieldError, InvalidInput
 from modeler.modeler import Inference, LoadedModel
 from modeler.predictors.base import PROBABILITIES as CAN_PROBABILITIES
@@ -294,7 +296,24 @@ def _tensor(
     return name, _reshaped(values, shape, name), offset
 
 
+# Per schema object, by identity (hashing a schema hashes every field, each call): (schema, inputs).
+_ACCEPTED: dict[int, tuple[Schema, dict]] = {}
+_ACCEPTED_KEPT = 64  # a few schemas per server (versions, named models)
+
+
 def accepted_inputs(schema: Schema) -> dict[str | None, tuple[tuple[str, ...], bool]]:
+    """:func:`schema_inputs` of ``schema``, made once per schema. Callers must not change it."""
+    found = _ACCEPTED.get(id(schema))
+    if found is not None and found[0] is schema:
+        return found[1]
+    if len(_ACCEPTED) >= _ACCEPTED_KEPT:
+        _ACCEPTED.clear()
+    accepted = schema_inputs(schema)
+    _ACCEPTED[id(schema)] = (schema, accepted)
+    return accepted
+
+
+def schema_inputs(schema: Schema) -> dict[str | None, tuple[tuple[str, ...], bool]]:
     """``{input name: (datatypes, takes null)}`` per field, and under ``None`` what the one
     [N, n_features] tensor may be: the datatypes every field accepts (none for a model with a
     text or boolean field: it takes one tensor per feature)."""
@@ -351,12 +370,44 @@ def _as_rows(tensors: dict[str, np.ndarray], schema: Schema) -> np.ndarray | lis
     return [dict(zip(features, row, strict=True)) for row in zip(*lists, strict=True)]
 
 
-def rows_from_request(body: dict, binary: bytes, schema: Schema, max_rows: int) -> np.ndarray | list[dict]:
+def _one_row(inputs: list, binary: bytes, schema: Schema) -> list[list[float]] | None:
+    """The most common request in its cheapest form: one FP32/FP64 tensor of shape [1, n] of plain
+    numbers for a model of numbers, as one row of Python floats (FP32 values cast as the wire
+    type would), with no numpy on the way: each numpy call costs a few µs at this size, and more
+    with a server's cold caches. None for anything else, which the general path reads, checks
+    and names."""
+    n = len(schema.names)
+    if binary or len(inputs) != 1 or n < 2 or not schema.numbers:
+        return None
+    tensor = inputs[0]
+    if type(tensor) is not dict or "parameters" in tensor or tensor.get("shape") != [1, n]:
+        return None
+    name, datatype = tensor.get("name"), tensor.get("datatype")
+    if type(name) is not str or datatype not in FLOATS:
+        return None
+    accepted = accepted_inputs(schema)
+    if datatype not in (accepted.get(name) or accepted[None])[0]:
+        return None
+    flat = _numbers(tensor.get("data"), datatype)
+    # Past float32's range the general path makes inf, which validation names per field.
+    if flat is None or len(flat) != n or not all(-FLOAT32_MAX <= v <= FLOAT32_MAX for v in flat):
+        return None
+    return [array("f", flat).tolist() if datatype == "FP32" else [float(v) for v in flat]]
+
+
+def rows_from_request(
+    body: dict, binary: bytes, schema: Schema, max_rows: int
+) -> np.ndarray | list[dict] | list[list[float]]:
     """Validate the request's inputs and return them as rows :meth:`Modeler.infer` takes: an
-    [N, n_features] float64 matrix for a model of plain numbers, else one dict per row."""
+    [N, n_features] float64 matrix for a model of plain numbers (a one-row tensor as a list of
+    one list of floats), else one dict per row."""
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise bad("'inputs' must be a non-empty list of tensors", "inputs")
+    row = _one_row(inputs, binary, schema)
+    if row is not None:
+        check_row_limit(1, max_rows)
+        return row
     accepted = accepted_inputs(schema)
     tensors: dict[str, np.ndarray] = {}
     offset = 0
@@ -401,6 +452,16 @@ def _bytes_tensor(labels: Sequence[object]) -> bytes:
     return b"".join(struct.pack("<I", len(e)) + e for e in encoded)
 
 
+def _probability_data(result: Inference) -> object:
+    """The probabilities tensor's JSON data, flat: one table entry's row as a list (no numpy for
+    a one-row answer), else the array (orjson writes numpy arrays itself, see jsonio)."""
+    found = result.answers.table_entries()
+    if found is not None and len(found[1]) == 1:
+        table, (entry,) = found
+        return list(table.probability_dicts[entry].values())  # in the table's class order
+    return result.probabilities.ravel()
+
+
 def infer_response(name: str, result: Inference, outputs: dict[str, bool], request_id: object = None) -> Response:
     """The inference response: the requested outputs, and the model version that computed them.
 
@@ -423,7 +484,7 @@ def infer_response(name: str, result: Inference, outputs: dict[str, bool], reque
         PROBABILITIES: (
             "FP64",
             [n, len(result.classes)],
-            lambda: result.probabilities.ravel(),  # orjson writes numpy arrays itself (jsonio)
+            lambda: _probability_data(result),
             lambda: np.ascontiguousarray(result.probabilities, dtype="<f8").tobytes(),
         ),
         PREDICTION: (
