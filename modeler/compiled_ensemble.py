@@ -61,7 +61,7 @@ from modeler.load_errors import NotCompilable
 
 if TYPE_CHECKING:
     from modeler.ensemble_tables import LeafTables
-    from modeler.ensemble_walk import RowSummer, RowWalker
+    from modeler.ensemble_walk import RowSummer, RowWalker, Trees
 
 # Bumped when the saved layout changes; a file of another format is not used.
 FORMAT = "mldeploy-compiled-ensemble/1"
@@ -478,17 +478,7 @@ class CompiledEnsemble:
             def leaf_adds(tree: int, leaf: int) -> list[tuple[int, float]]:
                 return [(outputs[tree], values[leaf][0])]  # tree t adds to raw column t % n_outputs
 
-        return row_summer(
-            self._feature_list,
-            self._threshold_list,
-            self._left_list,
-            self._right_list,
-            self._root_list,
-            self.n_features,
-            self.depth,
-            starts,
-            leaf_adds,
-        )
+        return row_summer(self._walk_trees, starts, leaf_adds)
 
     @cached_property
     def _row_walker(self) -> RowWalker | None:
@@ -496,15 +486,15 @@ class CompiledEnsemble:
         walk stays."""
         from modeler.ensemble_walk import row_walker
 
-        return row_walker(
-            self._feature_list,
-            self._threshold_list,
-            self._left_list,
-            self._right_list,
-            self._root_list,
-            self.n_features,
-            self.depth,
-        )
+        return row_walker(self._walk_trees)
+
+    @property
+    def _walk_trees(self) -> Trees:
+        """The trees as the generated walks read them (modeler/ensemble_walk.py)."""
+        from modeler.ensemble_walk import Trees
+
+        lists = (self._feature_list, self._threshold_list, self._left_list, self._right_list, self._root_list)
+        return Trees(*lists, self.n_features, self.depth)
 
     def path_of(self, x: Sequence[float], tree: int) -> list[int]:
         """The nodes from one tree's root to its leaf for a prepared row (as the walk goes)."""

@@ -23,11 +23,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 # Past these, the flat walk stays: compiling costs about 30 µs a node, and Python's parser
 # refuses more than 100 nested blocks.
 MAX_NODES = 60_000
 MAX_DEPTH = 90
+
+
+class Trees(NamedTuple):
+    """An ensemble's flattened trees, as the walks read them: ``feature`` is -1 at a leaf;
+    ``left`` and ``right`` are global node indices; ``roots`` the first node of each tree."""
+
+    feature: Sequence[int]
+    threshold: Sequence[float]
+    left: Sequence[int]
+    right: Sequence[int]
+    roots: Sequence[int]
+    n_features: int
+    depth: int
+
 
 RowWalker = Callable[[Sequence[float]], list[int]]
 RowSummer = Callable[[Sequence[float]], list[float]]
@@ -35,38 +50,19 @@ RowSummer = Callable[[Sequence[float]], list[float]]
 LeafAdds = Callable[[int, int], Sequence[tuple[int, float]]]
 
 
-def row_walker(
-    feature: Sequence[int],
-    threshold: Sequence[float],
-    left: Sequence[int],
-    right: Sequence[int],
-    roots: Sequence[int],
-    n_features: int,
-    depth: int,
-) -> RowWalker | None:
+def row_walker(trees: Trees) -> RowWalker | None:
     """A function giving each tree's leaf (global node index) for one prepared row without
-    missing values, or None when the ensemble is too large or deep for it. ``feature`` is -1 at
-    a leaf; ``left`` and ``right`` are global node indices."""
-    if not _compilable(feature, threshold, n_features, depth, len(feature)):
+    missing values, or None when the ensemble is too large or deep for it."""
+    if not _compilable(trees, len(trees.feature)):
         return None
     lines = ["    out = []", "    append = out.append"]
-    for root in roots:
-        _emit(lines, root, 1, feature, threshold, left, right, lambda node, pad: [f"{pad}append({node})"])
+    for root in trees.roots:
+        _emit(lines, root, 1, trees, lambda node, pad: [f"{pad}append({node})"])
     lines.append("    return out")
-    return _compiled("leaves", n_features, lines)  # type: ignore[return-value]
+    return _compiled("leaves", trees.n_features, lines)  # type: ignore[return-value]
 
 
-def row_summer(
-    feature: Sequence[int],
-    threshold: Sequence[float],
-    left: Sequence[int],
-    right: Sequence[int],
-    roots: Sequence[int],
-    n_features: int,
-    depth: int,
-    starts: Sequence[float],
-    leaf_adds: LeafAdds,
-) -> RowSummer | None:
+def row_summer(trees: Trees, starts: Sequence[float], leaf_adds: LeafAdds) -> RowSummer | None:
     """A function giving one prepared row's sums (one per output column) without missing values:
     each sum begins at ``starts[k]`` and, tree by tree in order, adds what ``leaf_adds(tree,
     leaf)`` gives for the leaf the row reaches. None when the ensemble is too large or deep.
@@ -78,62 +74,52 @@ def row_summer(
     that way with cold caches (21 µs warm) and 42 µs of it was the walk.
     """
     adds = [
-        [(t, leaf, leaf_adds(t, leaf)) for leaf in _leaves_under(root, feature, left, right)]
-        for t, root in enumerate(roots)
+        [(t, leaf, leaf_adds(t, leaf)) for leaf in _leaves_under(root, trees)] for t, root in enumerate(trees.roots)
     ]
-    statements = len(feature) + sum(len(a) for tree in adds for _, _, a in tree)
-    if not _compilable(feature, threshold, n_features, depth, statements):
+    statements = len(trees.feature) + sum(len(a) for tree in adds for _, _, a in tree)
+    if not _compilable(trees, statements):
         return None
     names = [f"s{k}" for k in range(len(starts))]
     lines = [f"    {name} = {_literal(float(start))}" for name, start in zip(names, starts, strict=True)]
-    for t, root in enumerate(roots):
+    for t, root in enumerate(trees.roots):
         table = {leaf: a for _, leaf, a in adds[t]}
 
         def leaf_lines(node: int, pad: str, table: dict = table) -> list[str]:
             return [f"{pad}{names[k]} += {_literal(float(v))}" for k, v in table[node]] or [f"{pad}pass"]
 
-        _emit(lines, root, 1, feature, threshold, left, right, leaf_lines)
+        _emit(lines, root, 1, trees, leaf_lines)
     lines.append(f"    return [{', '.join(names)}]")
-    return _compiled("sums", n_features, lines)  # type: ignore[return-value]
+    return _compiled("sums", trees.n_features, lines)  # type: ignore[return-value]
 
 
-def _compilable(feature: Sequence[int], threshold: Sequence[float], n_features: int, depth: int, size: int) -> bool:
-    if size > MAX_NODES or depth > MAX_DEPTH or n_features < 1:
+def _compilable(trees: Trees, size: int) -> bool:
+    if size > MAX_NODES or trees.depth > MAX_DEPTH or trees.n_features < 1:
         return False
-    return not any(math.isnan(t) for t, f in zip(threshold, feature, strict=True) if f >= 0)
+    return not any(math.isnan(t) for t, f in zip(trees.threshold, trees.feature, strict=True) if f >= 0)
 
 
-def _leaves_under(root: int, feature: Sequence[int], left: Sequence[int], right: Sequence[int]) -> list[int]:
+def _leaves_under(root: int, trees: Trees) -> list[int]:
     leaves, stack = [], [root]
     while stack:
         node = stack.pop()
-        if feature[node] < 0:
+        if trees.feature[node] < 0:
             leaves.append(node)
         else:
-            stack += (left[node], right[node])
+            stack += (trees.left[node], trees.right[node])
     return leaves
 
 
-def _emit(
-    lines: list[str],
-    node: int,
-    indent: int,
-    feature: Sequence[int],
-    threshold: Sequence[float],
-    left: Sequence[int],
-    right: Sequence[int],
-    leaf_lines: Callable[[int, str], list[str]],
-) -> None:
+def _emit(lines: list[str], node: int, indent: int, trees: Trees, leaf_lines: Callable[[int, str], list[str]]) -> None:
     """One tree's splits from ``node`` as nested if/else on the row's locals ``x0``, ``x1``, ..."""
     pad = "    " * indent
-    f = feature[node]
+    f = trees.feature[node]
     if f < 0:
         lines.extend(leaf_lines(node, pad))
         return
-    lines.append(f"{pad}if x{f} <= {_literal(float(threshold[node]))}:")
-    _emit(lines, left[node], indent + 1, feature, threshold, left, right, leaf_lines)
+    lines.append(f"{pad}if x{f} <= {_literal(float(trees.threshold[node]))}:")
+    _emit(lines, trees.left[node], indent + 1, trees, leaf_lines)
     lines.append(f"{pad}else:")
-    _emit(lines, right[node], indent + 1, feature, threshold, left, right, leaf_lines)
+    _emit(lines, trees.right[node], indent + 1, trees, leaf_lines)
 
 
 def _compiled(name: str, n_features: int, body: list[str]) -> Callable:

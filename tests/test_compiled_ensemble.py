@@ -433,31 +433,33 @@ def test_the_generated_one_row_sums_answer_as_the_leaves_and_numpy_do(case) -> N
 
 
 def test_the_generated_sums_add_each_leafs_values_in_tree_order() -> None:
-    from modeler.ensemble_walk import MAX_NODES, row_summer
+    from modeler.ensemble_walk import MAX_NODES, Trees, row_summer
 
     # Two one-split trees on feature 0 (at 0.5 and at 1.5), each leaf adding to column 0 or 1.
-    tree = ([0, -1, -1, 0, -1, -1], [0.5, 0, 0, 1.5, 0, 0], [1, -1, -1, 4, -1, -1], [2, -1, -1, 5, -1, -1], [0, 3])
+    tree = Trees(
+        [0, -1, -1, 0, -1, -1], [0.5, 0, 0, 1.5, 0, 0], [1, -1, -1, 4, -1, -1], [2, -1, -1, 5, -1, -1], [0, 3], 1, 1
+    )
     values = {1: 0.1, 2: 0.2, 4: 0.7, 5: 1e-17}
-    summer = row_summer(*tree, n_features=1, depth=1, starts=[1.0, 0.0], leaf_adds=lambda t, leaf: [(t, values[leaf])])
+    summer = row_summer(tree, starts=[1.0, 0.0], leaf_adds=lambda t, leaf: [(t, values[leaf])])
     assert summer is not None
     assert summer([0.5]) == [1.0 + 0.1, 0.0 + 0.7] and summer([2.0]) == [1.0 + 0.2, 0.0 + 1e-17]
-    no_adds = row_summer(*tree, n_features=1, depth=1, starts=[0.25], leaf_adds=lambda t, leaf: [])
+    no_adds = row_summer(tree, starts=[0.25], leaf_adds=lambda t, leaf: [])
     assert no_adds is not None and no_adds([0.0]) == [0.25]
     # Every leaf's additions count against the size the code may have.
-    many = row_summer(*tree, n_features=1, depth=1, starts=[0.0], leaf_adds=lambda t, leaf: [(0, 1.0)] * MAX_NODES)
+    many = row_summer(tree, starts=[0.0], leaf_adds=lambda t, leaf: [(0, 1.0)] * MAX_NODES)
     assert many is None
 
 
 def test_the_generated_walk_is_left_out_where_it_cannot_serve() -> None:
-    from modeler.ensemble_walk import MAX_DEPTH, MAX_NODES, row_walker
+    from modeler.ensemble_walk import MAX_DEPTH, MAX_NODES, Trees, row_walker
 
     # One split (node 0 on feature 0 at 0.5) and its two leaves.
     tree = ([0, -1, -1], [0.5, 0.0, 0.0], [1, -1, -1], [2, -1, -1], [0])
-    walker = row_walker(*tree, n_features=1, depth=1)
+    walker = row_walker(Trees(*tree, n_features=1, depth=1))
     assert walker is not None and walker([0.5]) == [1] and walker([0.6]) == [2]
-    assert row_walker(*tree, n_features=1, depth=MAX_DEPTH + 1) is None
-    assert row_walker([0, -1, -1], [float("nan"), 0.0, 0.0], *tree[2:], n_features=1, depth=1) is None
-    split_at_infinity = row_walker([0, -1, -1], [float("inf"), 0.0, 0.0], *tree[2:], n_features=1, depth=1)
+    assert row_walker(Trees(*tree, n_features=1, depth=MAX_DEPTH + 1)) is None
+    assert row_walker(Trees([0, -1, -1], [float("nan"), 0.0, 0.0], *tree[2:], n_features=1, depth=1)) is None
+    split_at_infinity = row_walker(Trees([0, -1, -1], [float("inf"), 0.0, 0.0], *tree[2:], n_features=1, depth=1))
     assert split_at_infinity is not None and split_at_infinity([1e308]) == [1]
     big = [-1] * (MAX_NODES + 1)
-    assert row_walker(big, [0.0] * len(big), big, big, [0], n_features=1, depth=0) is None
+    assert row_walker(Trees(big, [0.0] * len(big), big, big, [0], n_features=1, depth=0)) is None
