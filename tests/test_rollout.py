@@ -315,6 +315,9 @@ def test_the_status_gives_each_version_its_live_accuracy_from_ground_truth(serve
     rows = [dict(zip(names, map(float, x), strict=True)) for x in iris.data]
     truth = [str(iris.target_names[t]) for t in iris.target]
     cli(models, "start", IRIS, candidate, "--percent", "50")
+    # Every worker follows within the poll interval: without the wait, the 150 requests (about
+    # 0.3 s once the request path got faster) could all be answered before any worker saw it.
+    time.sleep(POLL + 0.2)
     try:
         answered = []
         with requests.Session() as session:
