@@ -610,19 +610,24 @@ class CompiledEnsemble:
         return self._answers(X, walk=walk)[1]
 
     def _row_sums(self, x: Sequence[float]) -> list[float] | None:
-        """One prepared row's sums by the generated code (a forest's not yet divided), in the
-        batch's order of additions; None for a row with a missing value or without that code."""
+        """One prepared row's raw sums by the generated code (a forest's divided by its trees, in
+        Python's IEEE floats as numpy divides), in the batch's order of additions; None for a row
+        with a missing value or without that code."""
         summer = self._row_summer
         if summer is None or (self.allow_nan and any(v != v for v in x)):
             return None
-        return summer(x)
+        sums = summer(x)
+        if self.kind == FOREST:
+            n = self.n_trees
+            return [v / n for v in sums]
+        return sums
 
     def _row_raw(self, x: Sequence[float]) -> np.ndarray:
         """One row's sums, shape (1, outputs), added in the batch's order (accumulate is
         sequential by definition)."""
         sums = self._row_sums(x)
         if sums is not None:
-            return np.array([[v / self.n_trees for v in sums] if self.kind == FOREST else sums])
+            return np.array([sums])
         steps = np.array(self._row_start + self._leaves_of_row(x))
         if self.kind == FOREST:
             return np.add.accumulate(self._row_values.take(steps, axis=0), axis=0)[-1:] / self.n_trees
@@ -633,11 +638,10 @@ class CompiledEnsemble:
         """One row (floats in feature order): the same answer as a batch, without numpy's
         per-batch work."""
         x = self._prepared_row(row)
-        if self.kind == FOREST:
-            sums = self._row_sums(x)
-            n = self.n_trees
-            # A forest's answer is its mean: the sums divided, in Python's (IEEE) floats, as numpy's.
-            answers = [v / n for v in sums] if sums is not None else self._row_raw(x)[0].tolist()
+        if self.kind == FOREST:  # a forest's answer is its mean: the raw sums themselves
+            answers = self._row_sums(x)
+            if answers is None:
+                answers = self._row_raw(x)[0].tolist()
             if not self.is_classifier:
                 return RowAnswer(None, None, answers[0])
             return RowAnswer(self.classes[answers.index(max(answers))], tuple(answers), None)  # argmax
