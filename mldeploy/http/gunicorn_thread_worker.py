@@ -23,6 +23,15 @@ one of two workers, which then served at half the rate on one core while the oth
 Accepting only with a free thread leaves the rest queued on the listener for a worker that has
 one, as the sync worker does, and each worker's share then follows what it can serve.
 
+A thread that has answered a kept-alive connection also waits a moment (at most
+:data:`LINGER` seconds) for that connection's next request while the worker holds fewer
+connections than threads (so each can have a thread, and one stays free), and answers it
+itself: a client that sends its requests one after another (concurrency 1: a notebook, a script,
+a batch job) is then served by one thread, without gthread's two hand-offs per request (to the
+main loop through its pipe and back to a thread through the pool), each a wake-up of another
+thread. With more connections (a loaded server, a proxy's pool) it hands each back at
+once, as gthread does.
+
 Each answer's header also waits for its first body bytes and goes out in the same write
 (:class:`~mldeploy.http.gunicorn_worker.CoalescingSocket`), so a worker killed mid-answer never
 leaves a proxy holding a 200 header with no body.
@@ -30,6 +39,7 @@ leaves a proxy holding a 200 header with no body.
 
 from __future__ import annotations
 
+import select
 import time
 
 from gunicorn.workers.gthread import ThreadWorker
@@ -39,6 +49,12 @@ from mldeploy.http.gunicorn_worker import CoalescingSocket
 # Seconds a request may run before the heartbeat pauses: above one turn of the main loop (1 s at
 # most), so that the last beat comes when the oldest request is this old at the latest.
 HEARTBEAT_PAUSE = 1.0
+# Seconds a thread waits for the next request on the connection it just answered, in slices (the
+# worker's state is checked between them): a client's next request arrives within a fraction of
+# a millisecond when it sends them one after another; an idle connection goes back to the main
+# loop after this.
+LINGER = 0.002
+LINGER_SLICE_MS = 0.5
 
 
 class DrainingThreadWorker(ThreadWorker):
@@ -77,6 +93,31 @@ class DrainingThreadWorker(ThreadWorker):
             conn.sock = raw
             self.started.pop(id(conn), None)
         return keep_alive
+
+    def handle(self, conn: object) -> object:
+        """ThreadWorker.handle, then the connection's next requests too while each comes within
+        LINGER seconds and the worker holds fewer connections than threads (the module's docstring)."""
+        while True:
+            result = super().handle(conn)
+            if result is not True or not self._next_request_comes(conn):
+                return result
+
+    def _next_request_comes(self, conn: object) -> bool:
+        """Whether ``conn`` has its next request ready now or within LINGER seconds, waiting only
+        while the worker holds fewer connections than threads and is not stopping."""
+        if conn.parser.unreader.buf.getvalue():  # already read (a pipelined request)
+            return True
+        poller = select.poll()
+        poller.register(conn.sock.fileno(), select.POLLIN)
+        deadline = time.monotonic() + LINGER
+        # Fewer connections than threads: each can have a thread waiting on it and one is still
+        # free for a new connection, so waiting here keeps no one else waiting.
+        while self.alive and self.nr_conns < self.cfg.threads:
+            if poller.poll(LINGER_SLICE_MS):
+                return True
+            if time.monotonic() >= deadline:
+                break
+        return False
 
     def enqueue_req(self, conn: object) -> None:
         """Hand ``conn`` to the thread pool; with every thread taken, stop accepting until one is free."""
