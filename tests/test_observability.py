@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import uuid
 
 import pytest
 from flask.testing import FlaskClient
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from pythonjsonlogger.json import JsonFormatter
 
+from mldeploy.http import metrics
 from mldeploy.http.request_context import REQUEST_ID_HEADER, new_request_id
 from mldeploy.http.request_log import ACCESS_LOGGER, json_formatter
 from tests.support import SEED_ROW, metric_value
@@ -123,6 +126,41 @@ def test_a_request_line_is_the_text_the_generic_formatter_writes(client: FlaskCl
     assert (lines[0]["request_id"], lines[1]["path"]) == ("r-fast", '/café/\n"x')
 
 
+def test_a_series_counts_exactly_what_prometheus_clients_own_inc_and_observe_count() -> None:
+    """metrics.Series adds to the values behind a counter's and a histogram's children directly:
+    the exposition must be what the children's own calls give, bounds and +Inf included."""
+    registry = CollectorRegistry()
+    buckets = metrics.LATENCY._upper_bounds[:-1]  # the service's own bounds
+    pairs = {
+        name: (
+            Counter(f"{name}_requests", "n", ["k"], registry=registry).labels("a"),
+            Histogram(f"{name}_seconds", "s", ["k"], buckets=buckets, registry=registry).labels("a"),
+        )
+        for name in ("own", "series")
+    }
+    series = metrics.Series(*pairs["series"])
+    amounts = [0.0, 1e-6, *buckets, *(b * 1.0001 for b in buckets), 0.003, 42.0, 1e9]
+    own_counter, own_histogram = pairs["own"]
+    for amount in amounts:
+        own_counter.inc()
+        own_histogram.observe(amount)
+        series.inc()
+        series.observe(amount)
+
+    def samples(name: str) -> dict:
+        return {
+            (s.name.removeprefix(name), tuple(sorted(s.labels.items()))): s.value
+            for metric in registry.collect()
+            if metric.name.startswith(name)
+            for s in metric.samples
+            if not s.name.endswith("_created")
+        }
+
+    own, ours = samples("own"), samples("series")
+    assert own == ours and len(own) == len(buckets) + 4  # the buckets, +Inf, count, sum, total
+    assert own[("_seconds_bucket", (("k", "a"), ("le", "+Inf")))] == len(amounts)
+
+
 def test_the_metrics_and_the_log_line_carry_the_same_latency(client: FlaskClient, caplog) -> None:
     ok = {"endpoint": "/predict", "method": "POST", "status": "200"}
     before = sample(client, "mldeploy_http_request_duration_seconds_sum", **ok)
@@ -148,6 +186,26 @@ def test_a_new_request_id_is_a_uuid7_of_its_time() -> None:
     time.sleep(0.002)
     later = new_request_id()
     assert later > max(ids)
+
+
+def test_a_forked_process_never_repeats_its_parents_request_ids() -> None:
+    """Ids' random parts are read 256 at a time: a fork (a gunicorn worker) starts with none of
+    the parent's unused ones, else parent and child would hand out the same ids."""
+    new_request_id()  # the parent now holds random parts it has not used
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next 100 ids, then out without pytest's clean-up
+        os.close(read)
+        os.write(write, " ".join(new_request_id() for _ in range(100)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = pipe.read().split()
+    os.waitpid(pid, 0)
+    parent = [new_request_id() for _ in range(100)]
+    assert len(child) == 100
+    # The last 16 hex digits: the variant and 62 random bits, which a shared pool would repeat.
+    assert {rid[-16:] for rid in child}.isdisjoint(rid[-16:] for rid in parent)
 
 
 # Run in a process of its own: pytest's log capture adds handlers to the root logger, and with

@@ -8,6 +8,7 @@ registry. Without that variable (``python app.py``, tests) the default registry 
 
 from __future__ import annotations
 
+import bisect
 import collections
 import os
 import threading
@@ -78,13 +79,44 @@ LOG_DROPPED = Counter(
     "mldeploy_prediction_log_dropped_total", "Answered rows the prediction log could not keep, by reason.", ["reason"]
 )
 
+
+class Series:
+    """What one request series counts, as prometheus-client keeps it: the value behind a
+    counter's child and the values behind a latency histogram's child (its sum, and one per
+    bucket), reached once when the series is first seen.
+
+    The children's own ``inc`` and ``observe`` check on every call that the metric has its labels
+    (two calls each) and ``observe`` walks the buckets in Python; with five a request that was
+    about a tenth of the service's own work. These add the same amounts to the same values: the
+    same numbers in ``/metrics`` under one worker or several (prometheus-client 0.26, pinned in
+    requirements.txt; tests/test_observability.py compares the two with its own ``observe``).
+    """
+
+    __slots__ = ("_bounds", "_buckets", "_count", "_sum")
+
+    def __init__(self, counter: Counter | None, histogram: Histogram | None = None) -> None:
+        self._count = counter._value if counter is not None else None
+        if histogram is not None:
+            self._sum, self._buckets, self._bounds = histogram._sum, histogram._buckets, histogram._upper_bounds
+
+    def inc(self, amount: float = 1) -> None:
+        """The counter's ``inc(amount)`` (``amount`` is a count: never negative)."""
+        self._count.inc(amount)
+
+    def observe(self, seconds: float) -> None:
+        """The histogram's ``observe(seconds)``: its sum, and the first bucket whose bound is at
+        least ``seconds`` (the last bound is +Inf)."""
+        self._sum.inc(seconds)
+        self._buckets[bisect.bisect_left(self._bounds, seconds)].inc(1)
+
+
 _served = {"version": None}
 _served_lock = threading.Lock()
-# Children of REQUESTS and LATENCY by (method, endpoint, status), of PREDICTIONS by label text.
-_REQUEST_CHILDREN: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
-_PREDICTION_CHILDREN: dict[str, Counter] = {}
-# Children of MODEL_ANSWERS by (model, version, role).
-_ANSWER_CHILDREN: dict[tuple[str, str, str], Counter] = {}
+# The series of REQUESTS and LATENCY by (method, endpoint, status), of PREDICTIONS by label text.
+_REQUEST_CHILDREN: dict[tuple[str, str, int], Series] = {}
+_PREDICTION_CHILDREN: dict[str, Series] = {}
+# The series of MODEL_ANSWERS by (model, version, role).
+_ANSWER_CHILDREN: dict[tuple[str, str, str], Series] = {}
 
 
 def note_version(version: str) -> None:
@@ -106,7 +138,7 @@ def count_model_answer(model: str, version: str, role: str) -> None:
     key = (model, version, role)
     child = _ANSWER_CHILDREN.get(key)
     if child is None:
-        child = _ANSWER_CHILDREN[key] = MODEL_ANSWERS.labels(model, version, role)
+        child = _ANSWER_CHILDREN[key] = Series(MODEL_ANSWERS.labels(model, version, role))
     child.inc()
 
 
@@ -162,23 +194,23 @@ def endpoint_label(req: Request, endpoints: Mapping[str, str]) -> str:
     return UNMATCHED if rule is None else endpoints.get(rule, rule)
 
 
-def _request_children(method: str, endpoint: str, status: int) -> tuple[Counter, Histogram]:
-    """The request counter's and latency histogram's children for these labels, made once:
+def _request_series(method: str, endpoint: str, status: int) -> Series:
+    """The request counter's and latency histogram's series for these labels, made once:
     ``labels()`` checks and joins its values and takes a lock on every call."""
     key = (method, endpoint, status)
-    children = _REQUEST_CHILDREN.get(key)
-    if children is None:
+    series = _REQUEST_CHILDREN.get(key)
+    if series is None:
         labels = (method, endpoint, str(status))
-        children = _REQUEST_CHILDREN[key] = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
-    return children
+        series = _REQUEST_CHILDREN[key] = Series(REQUESTS.labels(*labels), LATENCY.labels(*labels))
+    return series
 
 
-def _prediction_child(label: object) -> Counter:
+def _prediction_child(label: object) -> Series:
     # Keyed by the label's text, as prometheus-client keys it: True and 1 are one dict key.
     text = str(label)
     child = _PREDICTION_CHILDREN.get(text)
     if child is None:
-        child = _PREDICTION_CHILDREN[text] = PREDICTIONS.labels(text)
+        child = _PREDICTION_CHILDREN[text] = Series(PREDICTIONS.labels(text))
     return child
 
 
@@ -188,9 +220,9 @@ def observe(
     """A reader of ``request_context.finish``: count the request, its latency, its predictions
     or its bad fields."""
     req = facts.request
-    requests, latency = _request_children(req.method, endpoint_label(req, endpoints), response.status_code)
-    requests.inc()
-    latency.observe(facts.elapsed)
+    series = _request_series(req.method, endpoint_label(req, endpoints), response.status_code)
+    series.inc()
+    series.observe(facts.elapsed)
     result = facts.inference
     if result is not None:
         refresh_model_info(modeler)  # the current version: a pinned or candidate answer is not "served"
