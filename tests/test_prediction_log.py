@@ -8,6 +8,7 @@ sampling by request id; retention by rows and by age; a forked worker writes its
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -307,13 +308,50 @@ def test_postgres_tables_made_before_get_the_cheap_compression_when_opened(postg
     assert cheaply_stored(postgres_url)
 
 
+def run_sql(database: str, statement: str) -> None:
+    """One statement, committed, over a connection of the test's own."""
+    if database.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute(statement)
+    else:
+        with contextlib.closing(sqlite3.connect(database, isolation_level=None)) as conn:
+            conn.execute(statement)
+
+
+def index_names(database: str) -> set[str]:
+    """The names of the database's indexes."""
+    if database.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(database) as conn:
+            return {name for (name,) in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+
+
+def test_a_log_with_the_first_schemas_index_gets_the_one_in_arrival_order_when_opened(database: str) -> None:
+    """The first schema's index on (model, version, time DESC) took each new row at the left of
+    its run (the costly case of a B-tree insert); a database that has it gets the index in
+    arrival order and loses the old one the next time a writer opens it, its rows kept."""
+    with PredictionLog(database) as prediction_log:
+        prediction_log.record("r-old", "v1", [{"x": 1.0}], [{"Class": "a"}])
+    run_sql(database, "DROP INDEX predictions_by_model_version")
+    run_sql(database, "CREATE INDEX predictions_by_version ON predictions (model, version, time DESC)")
+    assert "predictions_by_version" in index_names(database)
+    open_store(database).close()
+    found = index_names(database)
+    assert "predictions_by_model_version" in found and "predictions_by_version" not in found
+    assert [r.request_id for r in logged(database, version="v1")] == ["r-old"]
+
+
 def test_the_schema_has_both_tables_keyed_by_request_and_row_and_the_indexes(database: str) -> None:
     open_store(database).close()
     if database.startswith("postgresql"):
         import psycopg
 
         with psycopg.connect(database) as conn:
-            indexes = {name for (name,) in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
             keys_of = dict(
                 conn.execute(
                     "SELECT tc.table_name, string_agg(kcu.column_name, ',' ORDER BY kcu.ordinal_position) "
@@ -324,7 +362,6 @@ def test_the_schema_has_both_tables_keyed_by_request_and_row_and_the_indexes(dat
             )
     else:
         with sqlite3.connect(database) as conn:
-            indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
             keys_of = {
                 table: ",".join(
                     c[1] for c in sorted(conn.execute(f"PRAGMA table_info({table})"), key=lambda c: c[5]) if c[5]
@@ -334,7 +371,7 @@ def test_the_schema_has_both_tables_keyed_by_request_and_row_and_the_indexes(dat
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             # Set before the file had content (later it cannot change): large packed batches.
             assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
-    assert {"predictions_by_version", "predictions_by_time", "feedback_by_time"} <= indexes
+    assert {"predictions_by_model_version", "predictions_by_time", "feedback_by_time"} <= index_names(database)
     # One row per request (its rows packed); feedback per answered row.
     assert keys_of == {"predictions": "request_id", "feedback": "request_id,row_index"}
 

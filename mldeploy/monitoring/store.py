@@ -83,7 +83,12 @@ SCHEMA = (
         rows INTEGER NOT NULL,
         inputs {blob} NOT NULL,
         outputs {blob} NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS predictions_by_version ON predictions (model, version, time DESC)",
+    # In arrival order, so that each new row lands at the right-hand end of its (model, version)
+    # run, the case both databases' B-trees make cheap; readers scan it backwards for the newest
+    # first. Its first form (RETIRED_INDEXES) sorted time DESC, which put each new row at the
+    # left of its run: a third of every insert's cost (33,000 against 25,000 instructions a
+    # one-row request in SQLite, callgrind).
+    "CREATE INDEX IF NOT EXISTS predictions_by_model_version ON predictions (model, version, time)",
     "CREATE INDEX IF NOT EXISTS predictions_by_time ON predictions (time)",
     """CREATE TABLE IF NOT EXISTS feedback (
         request_id TEXT NOT NULL,
@@ -93,6 +98,9 @@ SCHEMA = (
         PRIMARY KEY (request_id, row_index))""",
     "CREATE INDEX IF NOT EXISTS feedback_by_time ON feedback (time)",
 )
+# Indexes of earlier schemas, dropped when a database is opened for writing (after their
+# replacements exist, so that readers always have one).
+RETIRED_INDEXES = ("predictions_by_version",)
 # The columns of a Row, in its order.
 ROW_COLUMNS = "request_id, model, version, time, rows, inputs, outputs"
 ROW_PARAMS = 7
@@ -225,6 +233,13 @@ class Store(abc.ABC):
     def _create_schema(self, cursor: Any) -> None:
         for statement in SCHEMA:
             cursor.execute(self._sql(statement))
+        for name in RETIRED_INDEXES:
+            if self._has_index(cursor, name):
+                cursor.execute(f"DROP INDEX {name}")
+
+    @abc.abstractmethod
+    def _has_index(self, cursor: Any, name: str) -> bool:
+        """Whether the database has an index called ``name``."""
 
     def open(self, create: bool = True) -> Store:
         """Connect; with ``create``, make the tables and indexes when missing."""
@@ -395,6 +410,10 @@ class SQLiteStore(Store):
 
     dialect = Dialect(param="?", blob_param="?", time_type="REAL", json_type="TEXT", blob_type="BLOB")
 
+    def _has_index(self, cursor: Any, name: str) -> bool:
+        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,))
+        return cursor.fetchone() is not None
+
     def _connect(self, create: bool) -> sqlite3.Connection:
         path = Path(self.target)
         if not create and not path.is_file():
@@ -496,6 +515,12 @@ class PostgresStore(Store):
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
         super()._create_schema(cursor)
         self._store_packed_cheaply(cursor)
+
+    def _has_index(self, cursor: Any, name: str) -> bool:
+        # Asked first rather than DROP INDEX IF EXISTS, whose notice when there is none would
+        # reach the log on every start.
+        cursor.execute("SELECT to_regclass(%s)", (name,))
+        return cursor.fetchone()[0] is not None
 
     def _store_packed_cheaply(self, cursor: Any) -> None:
         """lz4 (else no compression) for the packed columns, set once: ALTER TABLE locks the
