@@ -53,12 +53,13 @@ class ServiceFlask(Flask):
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         """``func`` as Flask would run it (an ``async def`` wrapped), remembered for plain functions."""
+        if type(func) is not types.FunctionType:  # a bound method, a partial, any callable: as Flask does
+            return super().ensure_sync(func)
         found = self._synchronous.get(func)
-        if found is not None:
-            return found
-        found = super().ensure_sync(func)
-        if type(func) is types.FunctionType and len(self._synchronous) < SYNC_CACHE_SIZE:
-            self._synchronous[func] = found
+        if found is None:
+            found = super().ensure_sync(func)
+            if len(self._synchronous) < SYNC_CACHE_SIZE:
+                self._synchronous[func] = found
         return found
 
 
