@@ -121,3 +121,58 @@ def test_over_a_real_socket_pair_a_large_answer_arrives_whole() -> None:
         left.shutdown(socket.SHUT_WR)
         reader.join(30)
     assert bytes(received) == b"HEAD|" + body
+
+
+def test_the_threaded_worker_closes_an_ended_connection_on_its_own_thread() -> None:
+    """A ``Connection: close`` answer ends with gunicorn's graceful close, which waits for the
+    client's own close. The gthread worker does that wait in ``handle`` (the pool thread that
+    answered), not in ``finish_request`` (its main loop, where every other connection would wait
+    behind it): ``handle`` returns only once the client has closed, and ``finish_request`` then
+    only counts the connection out."""
+    from concurrent.futures import Future
+
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+
+    from mldeploy.http.gunicorn_thread_worker import DrainingThreadWorker, PolledConn
+
+    def app(environ: dict, start_response) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    cfg = Config()
+    cfg.set("threads", 2)
+    worker = DrainingThreadWorker(0, 0, [], None, 30, cfg, Logger(cfg))
+    worker.wsgi = app
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname(), timeout=30)
+        server_side, address = listener.accept()
+        server_side.setblocking(True)
+        conn = PolledConn(cfg, server_side, address, listener.getsockname())
+        worker.nr_conns = worker.busy = 1
+        client_closed = threading.Event()
+        returned: dict[str, object] = {}
+
+        def handle() -> None:
+            returned["result"] = worker.handle(conn)
+            returned["after the client's close"] = client_closed.is_set()
+
+        thread = threading.Thread(target=handle)
+        thread.start()
+        try:
+            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := client.recv(65536):  # to the server's end of its side
+                answer += chunk
+        finally:
+            client_closed.set()
+            client.close()
+        thread.join(30)
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok")
+    assert returned == {"result": False, "after the client's close": True}
+    assert server_side.fileno() == -1  # closed by handle
+    done: Future = Future()
+    done.set_result(False)
+    worker.finish_request(conn, done)
+    worker.tmp.close()  # the heartbeat file gunicorn's Worker opens
+    assert (worker.nr_conns, worker.busy) == (0, 0)

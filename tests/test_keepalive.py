@@ -326,33 +326,3 @@ def test_the_server_comparison_replaces_only_its_own_section_of_the_results(tmp_
     servers.write_section(f"{servers.HEADING}\n\nsecond\n", results)
     text = results.read_text()
     assert text == f"# Benchmark results\n\n| a | b |\n\n## Soak\n\nrun 1\n\n{servers.HEADING}\n\nsecond\n"
-
-
-def test_a_client_slow_to_close_holds_up_none_of_the_workers_other_connections(tmp_path: Path) -> None:
-    """After a ``Connection: close`` answer the server waits for the client's own close (gunicorn's
-    graceful close, up to 2 s). That wait is the answering thread's: the worker's other thread
-    answers a new connection meanwhile. (gthread waits in its main loop, where nothing else is
-    accepted or read until the client closes or the 2 s pass.)"""
-    project = copy_project(tmp_path)
-    port = free_port()
-    argv = ["-m", "mldeploy", "serve", "--workers", "1", "--port", str(port)]
-    with running(argv, project, port, env=clean_env(), log=project / "server.log") as (base, _):
-        assert requests.post(f"{base}/predict", json=SEED_ROW, timeout=60).status_code == 200
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
-            head = (
-                "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                f"Connection: close\r\nContent-Length: {len(BODY)}\r\n\r\n"
-            )
-            slow.sendall(head.encode() + BODY)
-            answer = b""
-            while chunk := slow.recv(65536):  # to the server's end of its side
-                answer += chunk
-            assert answer.startswith(b"HTTP/1.1 200")
-            # The slow client keeps its side open: a new connection is answered all the same.
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.5)
-            try:
-                assert predict(conn, "while-a-client-lingers").status == 200
-            except TimeoutError:
-                pytest.fail("a new connection waited for another client's close")
-            finally:
-                conn.close()

@@ -114,10 +114,10 @@ class Series:
 _served = {"version": None}
 _served_lock = threading.Lock()
 # The series of REQUESTS and LATENCY by (method, endpoint, status), of PREDICTIONS by label text.
-_REQUEST_CHILDREN: dict[tuple[str, str, int], Series] = {}
-_PREDICTION_CHILDREN: dict[str, Series] = {}
+_REQUEST_SERIES: dict[tuple[str, str, int], Series] = {}
+_PREDICTION_SERIES: dict[str, Series] = {}
 # The series of MODEL_ANSWERS by (model, version, role).
-_ANSWER_CHILDREN: dict[tuple[str, str, str], Series] = {}
+_ANSWER_SERIES: dict[tuple[str, str, str], Series] = {}
 
 
 def note_version(version: str) -> None:
@@ -137,9 +137,9 @@ def note_version(version: str) -> None:
 def count_model_answer(model: str, version: str, role: str) -> None:
     """Count one prediction request answered by ``model``'s ``version`` in ``role``."""
     key = (model, version, role)
-    child = _ANSWER_CHILDREN.get(key)
+    child = _ANSWER_SERIES.get(key)
     if child is None:
-        child = _ANSWER_CHILDREN[key] = Series(MODEL_ANSWERS.labels(model, version, role))
+        child = _ANSWER_SERIES[key] = Series(MODEL_ANSWERS.labels(model, version, role))
     child.inc()
 
 
@@ -199,19 +199,19 @@ def _request_series(method: str, endpoint: str, status: int) -> Series:
     """The request counter's and latency histogram's series for these labels, made once:
     ``labels()`` checks and joins its values and takes a lock on every call."""
     key = (method, endpoint, status)
-    series = _REQUEST_CHILDREN.get(key)
+    series = _REQUEST_SERIES.get(key)
     if series is None:
         labels = (method, endpoint, str(status))
-        series = _REQUEST_CHILDREN[key] = Series(REQUESTS.labels(*labels), LATENCY.labels(*labels))
+        series = _REQUEST_SERIES[key] = Series(REQUESTS.labels(*labels), LATENCY.labels(*labels))
     return series
 
 
 def _prediction_child(label: object) -> Series:
     # Keyed by the label's text, as prometheus-client keys it: True and 1 are one dict key.
     text = str(label)
-    child = _PREDICTION_CHILDREN.get(text)
+    child = _PREDICTION_SERIES.get(text)
     if child is None:
-        child = _PREDICTION_CHILDREN[text] = Series(PREDICTIONS.labels(text))
+        child = _PREDICTION_SERIES[text] = Series(PREDICTIONS.labels(text))
     return child
 
 
