@@ -7,8 +7,10 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -140,19 +142,67 @@ def running(
 PETAL_LENGTH_SEED = 4
 
 
-def sigterm_under_load(proc: subprocess.Popen, clients: Sequence, answered, before: int) -> float:
-    """Start the ``clients`` threads, wait until ``before`` answers came (``answered``, a
-    semaphore they release), SIGTERM ``proc``, join the clients and check that it exited cleanly;
-    returns when the SIGTERM was sent (monotonic seconds)."""
+class InFlight:
+    """What a SIGTERM load's client threads are doing: when each one's current request started,
+    how long the answered ones took, and ``answered``, a semaphore released per answer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current: dict[int, float] = {}  # client -> when its request in progress started
+        self._took: list[float] = []
+        self.answered = threading.Semaphore(0)
+
+    def begin(self, client: int) -> float:
+        """Client ``client`` sends a request now; returns the time (monotonic seconds)."""
+        now = time.monotonic()
+        with self._lock:
+            self._current[client] = now
+        return now
+
+    def end(self, client: int, ok: bool) -> float:
+        """Client ``client``'s request ended (``ok``: answered in full); returns the time."""
+        now = time.monotonic()
+        with self._lock:
+            started = self._current.pop(client)
+            if ok:
+                self._took.append(now - started)
+        if ok:
+            self.answered.release()
+        return now
+
+    def in_app_for(self) -> float:
+        """How long the oldest request still in progress has been going (0 when none is)."""
+        with self._lock:
+            return time.monotonic() - min(self._current.values()) if self._current else 0.0
+
+    def typical(self) -> float:
+        """The median time an answered request took."""
+        with self._lock:
+            return statistics.median(self._took)
+
+
+def sigterm_under_load(proc: subprocess.Popen, clients: Sequence, flight: InFlight, before: int) -> float:
+    """Start the ``clients`` threads, wait until ``before`` answers came, then until one request
+    has been in progress for half the typical answer's time, SIGTERM ``proc``, join the clients
+    and check that it exited cleanly; returns when the SIGTERM was sent (monotonic seconds).
+
+    The clients go in step (their requests take the same time), so right after an answer the
+    others may all be just sending theirs, not yet taken by the server: waiting until one is well
+    under way is what makes "a request was in flight at SIGTERM" hold on a slow machine too.
+    """
     for thread in clients:
         thread.start()
     for _ in range(before):
-        assert answered.acquire(timeout=60), "the load never got going"
+        assert flight.answered.acquire(timeout=60), "the load never got going"
+    settle, deadline = flight.typical() / 2, time.monotonic() + 60
+    while flight.in_app_for() < settle:
+        assert time.monotonic() < deadline, "no request stayed in progress"
+        time.sleep(0.0005)
     sigterm_at = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     for thread in clients:
         thread.join(120)
-    assert proc.wait(60) == 0, "gunicorn did not shut down cleanly"
+    assert proc.wait(60) == 0, "the server did not shut down cleanly"
     return sigterm_at
 
 

@@ -76,8 +76,8 @@ def test_sigterm_answers_requests_in_flight_and_writes_the_prediction_logs(tmp_p
     # A long flush interval: only the stopping workers' own flush can have written the rows.
     env = clean_env(MLDEPLOY_LOG_FLUSH_INTERVAL="300")
     with running(serve_argv(port), project, port, env=env, log=log) as (_, proc):
-        threads, outcomes, answered = load(port, "g")
-        sigterm_at = sigterm_under_load(proc, threads, answered, 8)
+        threads, outcomes, flight = load(port, "g")
+        sigterm_at = sigterm_under_load(proc, threads, flight, 8)
 
     counts = collections.Counter(o.result for o in outcomes)
     in_flight = [o for o in outcomes if o.result == "ok" and o.started < sigterm_at < o.ended]

@@ -32,6 +32,7 @@ from tests.support import (
     GUNICORN_CONF,
     REPO,
     SEED_ROW,
+    InFlight,
     clean_env,
     copy_project,
     free_port,
@@ -200,13 +201,13 @@ def test_sigterm_under_keep_alive_load_drops_nothing(tmp_path: Path) -> None:
     body = json.dumps([SEED_ROW] * 2_000).encode()  # long enough to be in flight at SIGTERM
     outcomes: list[tuple[str, str, float, float, bool]] = []  # id, result, started, ended, reused
     lock = threading.Lock()
-    answered = threading.Semaphore(0)
+    flight = InFlight()
 
     def client(index: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         reused = False
         for n in range(60):
-            rid, started = f"k{index}-{n}", time.monotonic()
+            rid, started = f"k{index}-{n}", flight.begin(index)
             try:
                 if conn.sock is None:
                     conn.connect()
@@ -224,17 +225,17 @@ def test_sigterm_under_keep_alive_load_drops_nothing(tmp_path: Path) -> None:
                 result = "reset-unanswered"
             except Exception as exc:  # anything else is a broken request
                 result = f"{type(exc).__name__}: {exc}"
+            ended = flight.end(index, result == "ok")
             with lock:
-                outcomes.append((rid, result, started, time.monotonic(), reused))
+                outcomes.append((rid, result, started, ended, reused))
             if result != "ok":
                 conn.close()
                 return
-            answered.release()
             reused = conn.sock is not None
 
     with serve(project, port, log) as (_, proc):
         threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
-        sigterm_at = sigterm_under_load(proc, threads, answered, 8)
+        sigterm_at = sigterm_under_load(proc, threads, flight, 8)
 
     counts = collections.Counter(result for _, result, *_ in outcomes)
     print(dict(counts))  # shown with pytest -s

@@ -14,11 +14,10 @@ import collections
 import http.client
 import json
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import SEED_ROW, clean_env, copy_project, free_port, running, sigterm_under_load
+from tests.support import SEED_ROW, InFlight, clean_env, copy_project, free_port, running, sigterm_under_load
 
 CLIENTS = 4
 PER_CLIENT = 60
@@ -59,26 +58,25 @@ def call(port: int, request_id: str, body: bytes) -> str:
         conn.close()
 
 
-def load(port: int, prefix: str) -> tuple[list[threading.Thread], list[Outcome], threading.Semaphore]:
+def load(port: int, prefix: str) -> tuple[list[threading.Thread], list[Outcome], InFlight]:
     """CLIENTS client threads (not started) posting ROWS-row batches on new connections, each until
-    the server goes away; their outcomes, and a semaphore released per answer."""
+    the server goes away; their outcomes, and what they are doing (for sigterm_under_load)."""
     body = json.dumps([SEED_ROW] * ROWS).encode()
     outcomes: list[Outcome] = []
     lock = threading.Lock()
-    answered = threading.Semaphore(0)
+    flight = InFlight()
 
     def client(index: int) -> None:
         for n in range(PER_CLIENT):
-            started = time.monotonic()
+            started = flight.begin(index)
             result = call(port, f"{prefix}{index}-{n}", body)
+            ended = flight.end(index, result == "ok")
             with lock:
-                outcomes.append(Outcome(f"{prefix}{index}-{n}", result, started, time.monotonic()))
-            if result == "ok":
-                answered.release()
-            elif result in ("refused", "reset-unanswered"):
+                outcomes.append(Outcome(f"{prefix}{index}-{n}", result, started, ended))
+            if result in ("refused", "reset-unanswered"):
                 return  # the server is going away: stop, as a client would fail over
 
-    return [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)], outcomes, answered
+    return [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)], outcomes, flight
 
 
 def test_sigterm_under_load_drops_no_request(tmp_path: Path) -> None:
@@ -87,8 +85,8 @@ def test_sigterm_under_load_drops_no_request(tmp_path: Path) -> None:
     log = project / "server.log"
     argv = ["-m", "mldeploy", "serve", "--workers", "2", "--port", str(port)]
     with running(argv, project, port, env=clean_env(), log=log) as (_, proc):
-        threads, outcomes, answered = load(port, "c")
-        sigterm_at = sigterm_under_load(proc, threads, answered, ANSWERED_BEFORE_SIGTERM)
+        threads, outcomes, flight = load(port, "c")
+        sigterm_at = sigterm_under_load(proc, threads, flight, ANSWERED_BEFORE_SIGTERM)
 
     counts = collections.Counter(o.result for o in outcomes)
     in_flight = [o for o in outcomes if o.result == "ok" and o.started < sigterm_at < o.ended]
