@@ -278,6 +278,36 @@ def test_postgres_copies_packed_arrays_back_bit_for_bit_in_cheaply_compressed_co
     assert cheaply_stored(postgres_url)
 
 
+def test_a_batch_of_float32_values_is_written_as_float32_and_reads_back_the_same(database: str) -> None:
+    from mldeploy.monitoring.packing import NARROW_FROM, pack_inputs, unpack_inputs
+
+    # An Open Inference FP32 batch: every validated value is a float32 exactly.
+    rng = np.random.default_rng(3)
+    fp32 = rng.uniform(0, 8, (10_000, 4)).astype(np.float32).astype(np.float64)
+    fp32[0] = np.array([-0.0, 0.0, 3.4e38, -1.5], dtype=np.float32)
+    narrow = pack_inputs(["a", "b", "c", "d"], fp32)
+    assert len(narrow) < fp32.nbytes * 0.51, "written in half the bytes"
+    store = open_store(database)
+    try:
+        store.insert([("fp32", "iris", "v1", 1_700_000_000.0, 10_000, narrow, pack_json([ANSWER] * 10_000))])
+        records = store.request_rows("fp32")
+    finally:
+        store.close()
+    got = np.array([[r.inputs[k] for k in "abcd"] for r in records])
+    assert got.dtype == np.float64 and got.tobytes() == fp32.tobytes()  # -0.0 keeps its sign
+    # Values float32 cannot hold exactly keep float64, bit for bit: a NaN, one beyond its range
+    # (no overflow warning: warnings fail tests), one it would round, a float64 subnormal.
+    for odd in (np.nan, 1e300, 0.1, 5e-324):
+        values = fp32.copy()
+        values[17, 2] = odd
+        packed = pack_inputs(["a", "b", "c", "d"], values)
+        assert len(packed) > values.nbytes
+        back = np.array([list(r.values()) for r in unpack_inputs(packed)])
+        assert back.tobytes() == values.tobytes()
+    small = fp32[: NARROW_FROM // 4 - 1]  # too few values for the check to pay: as they are
+    assert len(pack_inputs(["a", "b", "c", "d"], small)) > small.nbytes
+
+
 def packed_columns(url: str) -> dict[str, tuple[str, str]]:
     """The packed columns' compression method and storage in PostgreSQL's catalog."""
     import psycopg

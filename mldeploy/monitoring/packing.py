@@ -6,7 +6,9 @@ Each value is a tag byte, then:
 - ``J``: JSON. Inputs as ``{"columns": [names], "data": [[values], ...]}`` or a list of row
   objects; outputs as a list of per-row answers.
 - ``N`` (inputs): a JSON header ``{"columns", "dtype", "shape"}``, a newline, then the validated
-  rows' numeric array as raw bytes (C order): no number is formatted on the write path.
+  rows' numeric array as raw bytes (C order): no number is formatted on the write path. Floats
+  that are all float32 values exactly (an FP32 tensor's) are written as float32: half the
+  bytes, the same numbers read back.
 - ``T`` (outputs): a JSON header ``{"answers": {entry: answer}, "dtype"}``, a newline, then one
   entry index per row as raw bytes: for predictors that answer from a fixed table (a tree's
   leaves), each distinct answer is written once per request.
@@ -36,6 +38,9 @@ LABELS, KEYS = "labels", "keys"
 # numpy scalars from a model, class labels that are not strings (int classes): written, not refused.
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _NUMERIC = frozenset("fiub")
+# Batches of at least this many values are written as float32 where that is exact: for a
+# 10,000-row Iris batch that is 160 KB less to write; below it, the check costs more than it saves.
+NARROW_FROM = 1024
 
 
 def dumps(value: object) -> bytes:
@@ -59,10 +64,23 @@ def _split(blob: bytes) -> tuple[dict, bytes]:
     return orjson.loads(header), raw
 
 
+def _narrowed(rows: np.ndarray) -> np.ndarray:
+    """``rows`` as float32 when every value is one exactly (an Open Inference FP32 tensor's are,
+    and so are small whole numbers), else as they are: half the bytes to write, the same values
+    read back. A NaN, or a value float32 cannot hold, keeps the float64 array."""
+    if rows.dtype != np.float64 or rows.size < NARROW_FROM:
+        return rows
+    with np.errstate(over="ignore"):  # a value beyond float32's range casts to inf: not equal
+        narrow = rows.astype(np.float32)
+    return narrow if np.array_equal(narrow, rows) else rows
+
+
 def pack_inputs(features: Sequence[str], rows: object) -> bytes:
-    """Validated rows in feature order: a numeric 2-D array as raw bytes, anything else as JSON."""
+    """Validated rows in feature order: a numeric 2-D array as raw bytes (float32 where that
+    holds every value exactly), anything else as JSON."""
     columns = list(features)
     if isinstance(rows, np.ndarray) and rows.ndim == 2 and rows.dtype.kind in _NUMERIC:
+        rows = _narrowed(rows)
         return _with_header(ARRAY, {COLUMNS: columns, DTYPE: rows.dtype.str, SHAPE: list(rows.shape)}, rows)
     if isinstance(rows, np.ndarray):
         rows = rows.tolist()  # object arrays (text fields): plain values, which orjson writes
