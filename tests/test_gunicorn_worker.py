@@ -176,3 +176,74 @@ def test_the_threaded_worker_closes_an_ended_connection_on_its_own_thread() -> N
     worker.finish_request(conn, done)
     worker.tmp.close()  # the heartbeat file gunicorn's Worker opens
     assert (worker.nr_conns, worker.busy) == (0, 0)
+
+
+def test_a_busy_threaded_worker_leaves_a_new_connection_a_moment_to_an_idle_one() -> None:
+    """Two clients that open their connections at once (two batch jobs) must not both land on
+    the worker that woke first and stay there, kept alive, while the other worker idles: a busy
+    worker whose clients keep their connections leaves a queued one for ACCEPT_DEFER seconds,
+    not listening meanwhile, then takes it if no idle worker has. An idle worker, one whose
+    connections end after a request, and a stopping one (the drain) accept at once."""
+    import selectors
+    import time
+
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+
+    from mldeploy.http.gunicorn_thread_worker import ACCEPT_DEFER, DrainingThreadWorker
+
+    def app(environ: dict, start_response) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    cfg = Config()
+    cfg.set("threads", 2)
+    worker = DrainingThreadWorker(0, 0, [], None, 30, cfg, Logger(cfg))
+    worker.wsgi = app
+    worker.tpool, worker.poller = worker.get_thread_pool(), selectors.DefaultSelector()
+    clients: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setblocking(False)
+        worker.sockets = [listener]
+
+        def queued_connection() -> None:
+            clients.append(socket.create_connection(listener.getsockname(), timeout=30))
+
+        try:
+            worker.busy = worker.nr_conns = 1  # a request of another connection in flight
+            worker.set_accept_enabled(True)
+            queued_connection()
+            worker.accept(listener)
+            assert worker.nr_conns == 1 and not worker._accepting, "left queued, and not listening"
+            worker.set_accept_enabled(True)  # run()'s next turn, before the moment has passed
+            assert not worker._accepting
+            time.sleep(ACCEPT_DEFER * 2)  # no idle worker took it
+            worker.set_accept_enabled(True)
+            assert worker._accepting
+            worker.accept(listener)
+            assert worker.nr_conns == 2 and worker.accept_at is None, "taken after the moment"
+
+            worker.busy = 0  # idle
+            queued_connection()
+            worker.accept(listener)
+            assert worker.nr_conns == 3
+            worker.busy, worker.persistent = 1, 0.2  # most connections ended after one request
+            queued_connection()
+            worker.accept(listener)
+            assert worker.nr_conns == 4
+            worker.persistent, worker.alive = 1.0, False  # stopping: the drain takes everything
+            queued_connection()
+            worker.accept(listener)
+            assert worker.nr_conns == 5
+        finally:
+            for client in clients:  # each accepted connection is answered and ends
+                client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                answer = b""
+                while chunk := client.recv(65536):
+                    answer += chunk
+                client.close()
+                assert answer.startswith(b"HTTP/1.1 200")
+            worker.tpool.shutdown(wait=True)
+            worker.poller.close()
+            worker.method_queue.close()
+            worker.tmp.close()
