@@ -123,18 +123,13 @@ def test_over_a_real_socket_pair_a_large_answer_arrives_whole() -> None:
     assert bytes(received) == b"HEAD|" + body
 
 
-def test_the_threaded_worker_closes_an_ended_connection_on_its_own_thread() -> None:
-    """A ``Connection: close`` answer ends with gunicorn's graceful close, which waits for the
-    client's own close. The gthread worker does that wait in ``handle`` (the pool thread that
-    answered), not in ``finish_request`` (its main loop, where every other connection would wait
-    behind it): ``handle`` returns only once the client has closed, and ``finish_request`` then
-    only counts the connection out."""
-    from concurrent.futures import Future
-
+def threaded_worker():
+    """The production gthread worker with 2 threads, not started (no fork, no main loop), serving
+    a WSGI app that answers ``ok``: the tests drive its methods themselves."""
     from gunicorn.config import Config
     from gunicorn.glogging import Logger
 
-    from mldeploy.http.gunicorn_thread_worker import DrainingThreadWorker, PolledConn
+    from mldeploy.http.gunicorn_thread_worker import DrainingThreadWorker
 
     def app(environ: dict, start_response) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
@@ -144,6 +139,21 @@ def test_the_threaded_worker_closes_an_ended_connection_on_its_own_thread() -> N
     cfg.set("threads", 2)
     worker = DrainingThreadWorker(0, 0, [], None, 30, cfg, Logger(cfg))
     worker.wsgi = app
+    return worker
+
+
+def test_the_threaded_worker_closes_an_ended_connection_on_its_own_thread() -> None:
+    """A ``Connection: close`` answer ends with gunicorn's graceful close, which waits for the
+    client's own close. The gthread worker does that wait in ``handle`` (the pool thread that
+    answered), not in ``finish_request`` (its main loop, where every other connection would wait
+    behind it): ``handle`` returns only once the client has closed, and ``finish_request`` then
+    only counts the connection out."""
+    from concurrent.futures import Future
+
+    from mldeploy.http.gunicorn_thread_worker import PolledConn
+
+    worker = threaded_worker()
+    cfg = worker.cfg
     with socket.create_server(("127.0.0.1", 0)) as listener:
         client = socket.create_connection(listener.getsockname(), timeout=30)
         server_side, address = listener.accept()
@@ -187,19 +197,9 @@ def test_a_busy_threaded_worker_leaves_a_new_connection_a_moment_to_an_idle_one(
     import selectors
     import time
 
-    from gunicorn.config import Config
-    from gunicorn.glogging import Logger
+    from mldeploy.http.gunicorn_thread_worker import ACCEPT_DEFER
 
-    from mldeploy.http.gunicorn_thread_worker import ACCEPT_DEFER, DrainingThreadWorker
-
-    def app(environ: dict, start_response) -> list[bytes]:
-        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
-        return [b"ok"]
-
-    cfg = Config()
-    cfg.set("threads", 2)
-    worker = DrainingThreadWorker(0, 0, [], None, 30, cfg, Logger(cfg))
-    worker.wsgi = app
+    worker = threaded_worker()
     worker.tpool, worker.poller = worker.get_thread_pool(), selectors.DefaultSelector()
     clients: list[socket.socket] = []
     with socket.create_server(("127.0.0.1", 0)) as listener:
