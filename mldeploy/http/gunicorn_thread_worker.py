@@ -28,9 +28,9 @@ worker to take, while its clients keep their connections open (most of its ended
 served more than one request, or none has ended yet). Two clients that open their connections at
 once (two batch jobs, a pool filling up) otherwise both landed on the worker that woke first
 whenever it had a thread free, and kept-alive they stayed there: two keep-alive clients posting
-10,000-row batches got about 220 answers a second, against 340-370 once spread (5 rounds each). The worker stops listening
-while it waits (an event loop woken by a listener it will not accept from would spin), and
-accepts afterwards if the connection is still there. With one request per connection
+10,000-row batches got about 220 answers a second, against 340-370 once spread (5 rounds each).
+The worker stops listening while it waits (an event loop woken by a listener it will not accept
+from would spin), and accepts afterwards if the connection is still there. With one request per connection
 (``Connection: close`` clients) connections spread by themselves, and a busy worker that
 waited for an idle one cost a tenth of the throughput at 16 clients, so it does not wait then;
 nor when it is stopping (the drain accepts everything).
