@@ -61,6 +61,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import select
+import sys
 import time
 
 from gunicorn.workers.gthread import TConn, ThreadWorker
@@ -82,6 +83,8 @@ ACCEPT_DEFER = 0.002
 # worker waits before accepting while that share is at least PERSISTENT_SHARE.
 PERSISTENT_WEIGHT = 0.1
 PERSISTENT_SHARE = 0.5
+# Seconds between the interpreter's thread switches while the worker drains its listeners.
+DRAIN_SWITCH_INTERVAL = 0.00002
 
 
 class PolledConn(TConn):
@@ -247,11 +250,21 @@ class DrainingThreadWorker(ThreadWorker):
         """Accept every connection queued on the listeners now (run() then answers each, with
         ``Connection: close``, within the graceful timeout), then close the listeners: a
         connection that comes later is refused rather than queued and reset."""
-        for listener in self.sockets:
-            while True:
-                before = self.nr_conns
-                self.accept(listener)  # non-blocking; counts what it accepted in nr_conns
-                if self.nr_conns == before:
-                    break
-            # Closed now rather than at the end of run(): a connection queued meanwhile would be reset.
-            listener.close()
+        # A connection that comes between the last accept (nothing left) and the close is queued,
+        # then reset with the listener. After each system call this thread waits for the GIL, up
+        # to sys.getswitchinterval() (5 ms) while the pool's threads answer requests: that wait
+        # made the window wide enough for a reconnecting client to land in it (1 run in 30 of
+        # tests/test_shutdown.py's load with other work on the machine). For the drain it is short.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(DRAIN_SWITCH_INTERVAL)
+        try:
+            for listener in self.sockets:
+                while True:
+                    before = self.nr_conns
+                    self.accept(listener)  # non-blocking; counts what it accepted in nr_conns
+                    if self.nr_conns == before:
+                        break
+                # Closed now rather than at the end of run(): a connection queued meanwhile would be reset.
+                listener.close()
+        finally:
+            sys.setswitchinterval(interval)
