@@ -30,10 +30,10 @@ once (two batch jobs, a pool filling up) otherwise both landed on the worker tha
 whenever it had a thread free, and kept-alive they stayed there: two keep-alive clients posting
 10,000-row batches got about 220 answers a second, against 340-370 once spread (5 rounds each).
 The worker stops listening while it waits (an event loop woken by a listener it will not accept
-from would spin), and accepts afterwards if the connection is still there. With one request per connection
-(``Connection: close`` clients) connections spread by themselves, and a busy worker that
-waited for an idle one cost a tenth of the throughput at 16 clients, so it does not wait then;
-nor when it is stopping (the drain accepts everything).
+from would spin), and accepts afterwards if the connection is still there. With one request per
+connection (``Connection: close`` clients) connections spread by themselves, and a busy worker
+that waited for an idle one cost a tenth of the throughput at 16 clients, so it does not wait
+then; nor when it is stopping (the drain accepts everything).
 
 A thread that has answered a kept-alive connection also waits a moment (at most
 :data:`LINGER` seconds) for that connection's next request while the worker holds fewer
@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import select
 import sys
 import time
@@ -214,22 +215,25 @@ class DrainingThreadWorker(ThreadWorker):
         until ACCEPT_DEFER has passed (module docstring)."""
         if not self.busy or not self.alive or self.persistent < PERSISTENT_SHARE:
             return False
-        now = time.monotonic()
         if self.accept_at is None:
-            self.accept_at = now + ACCEPT_DEFER
-        if now >= self.accept_at:
+            self.accept_at = time.monotonic() + ACCEPT_DEFER
+        if self._deferral_left() <= 0:
             return False
         ThreadWorker.set_accept_enabled(self, False)
         return True
 
+    def _deferral_left(self) -> float:
+        """Seconds until this worker takes a connection it left to an idle one (negative once
+        due; infinitely far back when it left none)."""
+        return -math.inf if self.accept_at is None else self.accept_at - time.monotonic()
+
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
         """ThreadWorker's, waking when a connection left to an idle worker is this one's to take."""
-        if self.accept_at is not None:
-            left = self.accept_at - time.monotonic()
-            if left > 0 and not self._accepting:
-                timeout = min(timeout, left)
-            elif left < -ACCEPT_DEFER:  # listened again, and the connection had gone elsewhere
-                self.accept_at = None
+        left = self._deferral_left()
+        if left > 0 and not self._accepting:
+            timeout = min(timeout, left)
+        elif left < -ACCEPT_DEFER:  # listened again, and the connection had gone elsewhere
+            self.accept_at = None
         super().wait_for_and_dispatch_events(timeout)
 
     def set_accept_enabled(self, enabled: bool) -> None:
@@ -238,7 +242,7 @@ class DrainingThreadWorker(ThreadWorker):
         thread, and not while a queued connection is left to an idle worker."""
         if enabled and self.busy >= self.cfg.threads:
             enabled = False
-        if enabled and self.busy and self.accept_at is not None and time.monotonic() < self.accept_at:
+        if enabled and self.busy and self._deferral_left() > 0:
             enabled = False
         super().set_accept_enabled(enabled)
         # Drained whether or not accepting was paused for busy threads when the stop came.
