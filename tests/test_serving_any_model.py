@@ -223,13 +223,16 @@ def test_a_classifier_without_predict_proba_answers_no_probabilities(tmp_path: P
 def test_the_prediction_log_keeps_every_kinds_batch_answer_as_it_was_answered(forest, pipeline, regressor, tmp_path):
     """A batch answered by arrays is logged as its columns (tag C), and read back as the rows the
     client was sent, for a forest, a Pipeline, a regressor with nulls and a classifier without
-    probabilities; a single row and the Iris tree's table answers keep their own forms."""
+    probabilities; a batch validated column by column keeps its inputs by column and reads back
+    as its rows; a single row and the Iris tree's table answers keep their own forms."""
     import orjson
 
     from mldeploy.monitoring.answered import answered_rows
-    from mldeploy.monitoring.packing import ANSWER_COLUMNS, unpack_outputs
+    from mldeploy.monitoring.packing import ANSWER_COLUMNS, unpack_inputs, unpack_outputs
+    from modeler.typed_columns import TypedColumns
 
     _, X = tutorial_forest()
+    typed = 0
     ridge_dir = tmp_path / "ridge"
     Modeler(ridge_dir).import_model(RidgeClassifier().fit(X, (X[:, 0] + X[:, 1] > 0).astype(int)))
     Q = np.random.default_rng(3).normal(size=(300, 5)).tolist()
@@ -245,9 +248,15 @@ def test_the_prediction_log_keeps_every_kinds_batch_answer_as_it_was_answered(fo
         answered = app_on(model_dir).post("/predict", json=body).get_json()[PREDICTIONS]
         answered = [{k: v for k, v in row.items() if k != WARNINGS} for row in answered]  # not logged
         result = modeler.infer(rows)
-        _, outputs = answered_rows(result)
+        inputs, outputs = answered_rows(result)
         assert outputs[:1] == ANSWER_COLUMNS, model_dir
+        if isinstance(result.rows, TypedColumns):  # the Pipeline's and the regressor's: by column
+            assert b'"by_column"' in inputs, model_dir
+            by_rows = [dict(zip(result.features, row, strict=True)) for row in result.rows.tolist()]
+            assert unpack_inputs(inputs) == by_rows, model_dir
+            typed += 1
         assert orjson.loads(orjson.dumps(unpack_outputs(outputs))) == answered, model_dir
+    assert typed == 2  # the Pipeline's text column and the regressor's nulls, both validated by column
     for model_dir, body in [(forest[2], {"features": Q[0]}), (tmp_path / "iris", None)]:
         modeler = Modeler(model_dir)
         one = modeler.infer(
