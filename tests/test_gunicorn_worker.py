@@ -3,6 +3,7 @@ so a worker killed mid-answer never leaves a proxy holding a 200 header with no 
 
 from __future__ import annotations
 
+import math
 import socket
 import threading
 from pathlib import Path
@@ -186,6 +187,77 @@ def test_the_threaded_worker_closes_an_ended_connection_on_its_own_thread() -> N
     worker.finish_request(conn, done)
     worker.tmp.close()  # the heartbeat file gunicorn's Worker opens
     assert (worker.nr_conns, worker.busy) == (0, 0)
+
+
+def test_a_connection_no_idle_worker_took_is_taken_at_the_next_free_thread_and_the_next_ones_at_once() -> None:
+    """Under load no worker is idle: a connection left queued for a moment must then be taken at
+    the next free thread, however long every thread stays busy first (its moment restarted at
+    each free thread, a connection waited up to a second: p99 0.4-1.1 s at 16 keep-alive
+    clients), and the connections after it at once, while no worker was idle lately. Once a
+    connection left for a moment has gone to another worker, the next one is left again."""
+    import selectors
+    import time
+
+    from mldeploy.http.gunicorn_thread_worker import ACCEPT_DEFER, NO_IDLE_HOLD
+
+    worker = threaded_worker()
+    worker.tpool, worker.poller = worker.get_thread_pool(), selectors.DefaultSelector()
+    clients: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setblocking(False)
+        worker.sockets = [listener]
+
+        def queued_connection() -> socket.socket:
+            clients.append(socket.create_connection(listener.getsockname(), timeout=30))
+            return clients[-1]
+
+        try:
+            worker.busy = worker.nr_conns = 1
+            worker.set_accept_enabled(True)
+            queued_connection()
+            worker.accept(listener)
+            assert worker.nr_conns == 1 and worker.accept_at is not None, "left for a moment"
+            worker.busy = worker.cfg.threads  # every thread busy: not accepting
+            worker.set_accept_enabled(True)
+            assert not worker._accepting
+            time.sleep(ACCEPT_DEFER * 3)  # long past the moment, still queued
+            due = worker.accept_at
+            worker.wait_for_and_dispatch_events(0)  # run()'s turns while every thread is busy
+            assert worker.accept_at == due, "its moment must not start again"
+            worker.busy = 1  # a thread is free
+            worker.set_accept_enabled(True)
+            assert worker._accepting
+            worker.accept(listener)
+            assert worker.nr_conns == 2 and worker.accept_at is None, "taken at the first free thread"
+            assert worker.no_idle_until > time.monotonic() + NO_IDLE_HOLD / 2
+            queued_connection()
+            worker.accept(listener)
+            assert worker.nr_conns == 3, "no worker was idle lately: taken at once"
+
+            worker.no_idle_until = -math.inf  # lately is over
+            worker.set_accept_enabled(True)
+            taken_elsewhere = queued_connection()
+            worker.accept(listener)
+            assert worker.nr_conns == 3 and worker.accept_at is not None, "left for a moment"
+            other_worker, _ = listener.accept()  # an idle worker takes it
+            clients.remove(taken_elsewhere)
+            taken_elsewhere.close()
+            other_worker.close()
+            time.sleep(ACCEPT_DEFER * 3)
+            worker.wait_for_and_dispatch_events(0)
+            assert worker.accept_at is None, "gone elsewhere: the next one is left for a moment again"
+        finally:
+            for client in clients:  # each accepted connection is answered and ends
+                client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                answer = b""
+                while chunk := client.recv(65536):
+                    answer += chunk
+                client.close()
+                assert answer.startswith(b"HTTP/1.1 200")
+            worker.tpool.shutdown(wait=True)
+            worker.poller.close()
+            worker.method_queue.close()
+            worker.tmp.close()
 
 
 def test_a_busy_threaded_worker_leaves_a_new_connection_a_moment_to_an_idle_one() -> None:
