@@ -311,7 +311,8 @@ class Settings:
     # mldeploy/monitoring/writer.py); beyond, records are dropped and counted
     # (mldeploy_prediction_log_dropped_total{reason="queue_full"}), never waited for.
     log_queue_size: int = field(default=100_000, metadata=parsed_by(integer(1)))
-    # Rows waiting that wake the writer before its flush interval; also the most requests (one
+    # Queue places taken that wake the writer before its flush interval (a one-row request takes
+    # one, a batch one per 16 rows, as log_queue_size counts them); also the most requests (one
     # database row each) per insert transaction.
     log_batch_size: int = field(default=1_000, metadata=parsed_by(integer(1)))
     # Seconds a logged row waits at most before its batch is written.
