@@ -3,9 +3,11 @@ so a worker killed mid-answer never leaves a proxy holding a 200 header with no 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import socket
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mldeploy.http.gunicorn_worker import JOINED_BELOW, CoalescingSocket, send_buffers
@@ -143,6 +145,41 @@ def threaded_worker():
     return worker
 
 
+@contextlib.contextmanager
+def listening_worker() -> Iterator[tuple[object, socket.socket, Callable[[], socket.socket], list[socket.socket]]]:
+    """:func:`threaded_worker` with its pool and poller, its listener on a loopback port: yields
+    the worker, the listener, a function that queues a new client connection on it, and those
+    clients. At the end each client sends a request, which must be answered and end, and the
+    worker's pool stops."""
+    import selectors
+
+    worker = threaded_worker()
+    worker.tpool, worker.poller = worker.get_thread_pool(), selectors.DefaultSelector()
+    clients: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setblocking(False)
+        worker.sockets = [listener]
+
+        def queued_connection() -> socket.socket:
+            clients.append(socket.create_connection(listener.getsockname(), timeout=30))
+            return clients[-1]
+
+        try:
+            yield worker, listener, queued_connection, clients
+        finally:
+            for client in clients:
+                client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                answer = b""
+                while chunk := client.recv(65536):
+                    answer += chunk
+                client.close()
+                assert answer.startswith(b"HTTP/1.1 200")
+            worker.tpool.shutdown(wait=True)
+            worker.poller.close()
+            worker.method_queue.close()
+            worker.tmp.close()
+
+
 def test_the_threaded_worker_closes_an_ended_connection_on_its_own_thread() -> None:
     """A ``Connection: close`` answer ends with gunicorn's graceful close, which waits for the
     client's own close. The gthread worker does that wait in ``handle`` (the pool thread that
@@ -195,69 +232,45 @@ def test_a_connection_no_idle_worker_took_is_taken_at_the_next_free_thread_and_t
     each free thread, a connection waited up to a second: p99 0.4-1.1 s at 16 keep-alive
     clients), and the connections after it at once, while no worker was idle lately. Once a
     connection left for a moment has gone to another worker, the next one is left again."""
-    import selectors
     import time
 
     from mldeploy.http.gunicorn_thread_worker import ACCEPT_DEFER, NO_IDLE_HOLD
 
-    worker = threaded_worker()
-    worker.tpool, worker.poller = worker.get_thread_pool(), selectors.DefaultSelector()
-    clients: list[socket.socket] = []
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.setblocking(False)
-        worker.sockets = [listener]
+    with listening_worker() as (worker, listener, queued_connection, clients):
+        worker.busy = worker.nr_conns = 1
+        worker.set_accept_enabled(True)
+        queued_connection()
+        worker.accept(listener)
+        assert worker.nr_conns == 1 and worker.accept_at is not None, "left for a moment"
+        worker.busy = worker.cfg.threads  # every thread busy: not accepting
+        worker.set_accept_enabled(True)
+        assert not worker._accepting
+        time.sleep(ACCEPT_DEFER * 3)  # long past the moment, still queued
+        due = worker.accept_at
+        worker.wait_for_and_dispatch_events(0)  # run()'s turns while every thread is busy
+        assert worker.accept_at == due, "its moment must not start again"
+        worker.busy = 1  # a thread is free
+        worker.set_accept_enabled(True)
+        assert worker._accepting
+        worker.accept(listener)
+        assert worker.nr_conns == 2 and worker.accept_at is None, "taken at the first free thread"
+        assert worker.no_idle_until > time.monotonic() + NO_IDLE_HOLD / 2
+        queued_connection()
+        worker.accept(listener)
+        assert worker.nr_conns == 3, "no worker was idle lately: taken at once"
 
-        def queued_connection() -> socket.socket:
-            clients.append(socket.create_connection(listener.getsockname(), timeout=30))
-            return clients[-1]
-
-        try:
-            worker.busy = worker.nr_conns = 1
-            worker.set_accept_enabled(True)
-            queued_connection()
-            worker.accept(listener)
-            assert worker.nr_conns == 1 and worker.accept_at is not None, "left for a moment"
-            worker.busy = worker.cfg.threads  # every thread busy: not accepting
-            worker.set_accept_enabled(True)
-            assert not worker._accepting
-            time.sleep(ACCEPT_DEFER * 3)  # long past the moment, still queued
-            due = worker.accept_at
-            worker.wait_for_and_dispatch_events(0)  # run()'s turns while every thread is busy
-            assert worker.accept_at == due, "its moment must not start again"
-            worker.busy = 1  # a thread is free
-            worker.set_accept_enabled(True)
-            assert worker._accepting
-            worker.accept(listener)
-            assert worker.nr_conns == 2 and worker.accept_at is None, "taken at the first free thread"
-            assert worker.no_idle_until > time.monotonic() + NO_IDLE_HOLD / 2
-            queued_connection()
-            worker.accept(listener)
-            assert worker.nr_conns == 3, "no worker was idle lately: taken at once"
-
-            worker.no_idle_until = -math.inf  # lately is over
-            worker.set_accept_enabled(True)
-            taken_elsewhere = queued_connection()
-            worker.accept(listener)
-            assert worker.nr_conns == 3 and worker.accept_at is not None, "left for a moment"
-            other_worker, _ = listener.accept()  # an idle worker takes it
-            clients.remove(taken_elsewhere)
-            taken_elsewhere.close()
-            other_worker.close()
-            time.sleep(ACCEPT_DEFER * 3)
-            worker.wait_for_and_dispatch_events(0)
-            assert worker.accept_at is None, "gone elsewhere: the next one is left for a moment again"
-        finally:
-            for client in clients:  # each accepted connection is answered and ends
-                client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                answer = b""
-                while chunk := client.recv(65536):
-                    answer += chunk
-                client.close()
-                assert answer.startswith(b"HTTP/1.1 200")
-            worker.tpool.shutdown(wait=True)
-            worker.poller.close()
-            worker.method_queue.close()
-            worker.tmp.close()
+        worker.no_idle_until = -math.inf  # lately is over
+        worker.set_accept_enabled(True)
+        taken_elsewhere = queued_connection()
+        worker.accept(listener)
+        assert worker.nr_conns == 3 and worker.accept_at is not None, "left for a moment"
+        other_worker, _ = listener.accept()  # an idle worker takes it
+        clients.remove(taken_elsewhere)
+        taken_elsewhere.close()
+        other_worker.close()
+        time.sleep(ACCEPT_DEFER * 3)
+        worker.wait_for_and_dispatch_events(0)
+        assert worker.accept_at is None, "gone elsewhere: the next one is left for a moment again"
 
 
 def test_a_busy_threaded_worker_leaves_a_new_connection_a_moment_to_an_idle_one() -> None:
@@ -266,56 +279,33 @@ def test_a_busy_threaded_worker_leaves_a_new_connection_a_moment_to_an_idle_one(
     worker whose clients keep their connections leaves a queued one for ACCEPT_DEFER seconds,
     not listening meanwhile, then takes it if no idle worker has. An idle worker, one whose
     connections end after a request, and a stopping one (the drain) accept at once."""
-    import selectors
     import time
 
     from mldeploy.http.gunicorn_thread_worker import ACCEPT_DEFER
 
-    worker = threaded_worker()
-    worker.tpool, worker.poller = worker.get_thread_pool(), selectors.DefaultSelector()
-    clients: list[socket.socket] = []
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.setblocking(False)
-        worker.sockets = [listener]
+    with listening_worker() as (worker, listener, queued_connection, _clients):
+        worker.busy = worker.nr_conns = 1  # a request of another connection in flight
+        worker.set_accept_enabled(True)
+        queued_connection()
+        worker.accept(listener)
+        assert worker.nr_conns == 1 and not worker._accepting, "left queued, and not listening"
+        worker.set_accept_enabled(True)  # run()'s next turn, before the moment has passed
+        assert not worker._accepting
+        time.sleep(ACCEPT_DEFER * 2)  # no idle worker took it
+        worker.set_accept_enabled(True)
+        assert worker._accepting
+        worker.accept(listener)
+        assert worker.nr_conns == 2 and worker.accept_at is None, "taken after the moment"
 
-        def queued_connection() -> None:
-            clients.append(socket.create_connection(listener.getsockname(), timeout=30))
-
-        try:
-            worker.busy = worker.nr_conns = 1  # a request of another connection in flight
-            worker.set_accept_enabled(True)
-            queued_connection()
-            worker.accept(listener)
-            assert worker.nr_conns == 1 and not worker._accepting, "left queued, and not listening"
-            worker.set_accept_enabled(True)  # run()'s next turn, before the moment has passed
-            assert not worker._accepting
-            time.sleep(ACCEPT_DEFER * 2)  # no idle worker took it
-            worker.set_accept_enabled(True)
-            assert worker._accepting
-            worker.accept(listener)
-            assert worker.nr_conns == 2 and worker.accept_at is None, "taken after the moment"
-
-            worker.busy = 0  # idle
-            queued_connection()
-            worker.accept(listener)
-            assert worker.nr_conns == 3
-            worker.busy, worker.persistent = 1, 0.2  # most connections ended after one request
-            queued_connection()
-            worker.accept(listener)
-            assert worker.nr_conns == 4
-            worker.persistent, worker.alive = 1.0, False  # stopping: the drain takes everything
-            queued_connection()
-            worker.accept(listener)
-            assert worker.nr_conns == 5
-        finally:
-            for client in clients:  # each accepted connection is answered and ends
-                client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                answer = b""
-                while chunk := client.recv(65536):
-                    answer += chunk
-                client.close()
-                assert answer.startswith(b"HTTP/1.1 200")
-            worker.tpool.shutdown(wait=True)
-            worker.poller.close()
-            worker.method_queue.close()
-            worker.tmp.close()
+        worker.busy = 0  # idle
+        queued_connection()
+        worker.accept(listener)
+        assert worker.nr_conns == 3
+        worker.busy, worker.persistent = 1, 0.2  # most connections ended after one request
+        queued_connection()
+        worker.accept(listener)
+        assert worker.nr_conns == 4
+        worker.persistent, worker.alive = 1.0, False  # stopping: the drain takes everything
+        queued_connection()
+        worker.accept(listener)
+        assert worker.nr_conns == 5
