@@ -246,7 +246,7 @@ class DrainingThreadWorker(ThreadWorker):
         left = self._deferral_left()
         if left > 0 and not self._accepting:
             timeout = min(timeout, left)
-        elif left < -ACCEPT_DEFER and (not self.alive or not self._connection_queued()):
+        elif self.accept_at is not None and left < -ACCEPT_DEFER and not self._connection_queued():
             # The connection went to another worker: the next one is left to an idle worker
             # again. While it still waits (every thread here was busy since), it is due: taken
             # at the next free thread. Timed out instead, each free thread left it another
@@ -256,8 +256,9 @@ class DrainingThreadWorker(ThreadWorker):
         super().wait_for_and_dispatch_events(timeout)
 
     def _connection_queued(self) -> bool:
-        """Whether a connection waits on one of the listeners to be accepted (while the worker
-        runs: the drain closes them)."""
+        """Whether a connection waits on one of the listeners to be accepted (asked only while a
+        connection is left to an idle worker: the drain's accept clears that before it closes
+        the listeners)."""
         poller = select.poll()
         for listener in self.sockets:
             poller.register(listener.fileno(), select.POLLIN)
