@@ -52,7 +52,7 @@ system-deps:
 
 # The suite in TEST_PROCESSES processes (pytest-xdist). Most of its time is spent waiting on
 # servers it started, a fuzzer or a minute of Prometheus traffic, so two processes on 2 cores
-# halve it (19 minutes serially on a slow host, 12 in two). --dist loadfile keeps each file in
+# nearly halve it (19 minutes serially on a slow host, 11 in two). --dist loadfile keeps each file in
 # one process: a file's servers (module fixtures) start once. TEST_PROCESSES=0 runs it serially.
 TEST_PROCESSES ?= 2
 test: system-deps $(VENV)/.dev lint  ## lint, then the whole test suite
