@@ -32,7 +32,7 @@ import pytest
 from mldeploy.contract import CLASS, PROBABILITIES
 from mldeploy.monitoring import LogRecord, PredictionLog, open_store, sampled
 from mldeploy.monitoring.packing import pack_json
-from mldeploy.monitoring.store import PAGE_SIZE, PostgresStore, Row
+from mldeploy.monitoring.store import PAGE_SIZE, SMALL_BLOB, PostgresStore, Row, statement_sizes
 from mldeploy.monitoring.writer import CLOSED, DATABASE, INVALID, QUEUE_FULL, REJECTED
 from tests.support import REPO, SEED_ROW, clean_env, free_port
 
@@ -220,6 +220,34 @@ def test_writing_the_same_rows_twice_keeps_one_copy(database: str) -> None:
         assert [(r.row, r.inputs) for r in store.request_rows("req")] == [(i, row(i)) for i in range(3)]
     finally:
         store.close()
+
+
+def test_one_insert_of_any_number_of_requests_writes_each_once_with_its_values(database: str) -> None:
+    # 10,007 requests: more than one SQLite statement's parameters allow, and no power of two
+    # (SQLite splits them into statements of power-of-two sizes); one request's packed inputs
+    # are over SMALL_BLOB (bound as bytes, the small ones as a bytearray copy).
+    rows = [packed(f"r{i:05d}", 1_000.0 + i, [row(i % 1000)]) for i in range(10_007)]
+    rows.append(packed("big", 1_000.0, [row(i) for i in range(1_000)]))
+    assert len(rows[-1][5]) > SMALL_BLOB > len(rows[0][5])
+    store = open_store(database)
+    try:
+        store.insert(rows)
+        assert store.count() == 10_007 + 1_000
+        held = {(r.request_id, r.row): r.inputs for r in store.rows()}
+        assert store.request_rows("r10006")[0].outputs == ANSWER
+    finally:
+        store.close()
+    assert len(held) == 11_007
+    assert all(held[(f"r{i:05d}", 0)] == row(i % 1000) for i in range(10_007))
+    assert [held[("big", i)] for i in range(1_000)] == [row(i) for i in range(1_000)]
+
+
+def test_statements_have_power_of_two_sizes_within_the_limit_and_cover_every_row() -> None:
+    for count, limit in [(0, 4680), (1, 4680), (1000, 4680), (10_007, 4680), (5, 1), (4681, 4680), (7, 3)]:
+        sizes = statement_sizes(count, limit)
+        assert sum(sizes) == count and sizes == sorted(sizes, reverse=True)
+        assert all(size & (size - 1) == 0 and 0 < size <= limit for size in sizes)
+    assert statement_sizes(1000, 4680) == [512, 256, 128, 64, 32, 8]
 
 
 def test_a_batch_with_requests_already_present_writes_the_new_ones_and_keeps_the_old(database: str) -> None:

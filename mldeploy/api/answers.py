@@ -96,7 +96,7 @@ def rows_of_columns(columns: AnswerColumns) -> list[dict]:
     return _class_rows(columns.labels, columns.probabilities, columns.keys)
 
 
-def _plain_rows(result: Inference) -> list[dict]:
+def plain_rows(result: Inference) -> list[dict]:
     """One ``{Prediction}``, ``{Class}`` or ``{Class, Probabilities}`` per row, as the model can."""
     answers = result.answers
     if type(answers) is RowAnswers:  # one row's Python values: no numpy on the way to JSON
@@ -155,13 +155,13 @@ def predict_answer(
                 MODEL_VERSION: result.version,
             }
         else:
-            (row,) = _plain_rows(result)
+            (row,) = plain_rows(result)
             key = PREDICTION if PREDICTION in row else CLASS
             body = {key: row.pop(key), INPUT: echo, **row, MODEL_VERSION: result.version}
         _annotate(result, [body], explain, warnings)
         return body
     if found is None:
-        predictions = _plain_rows(result)
+        predictions = plain_rows(result)
     else:
         table, entries = found
         fragments = entry_fragments(table)

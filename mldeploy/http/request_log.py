@@ -168,19 +168,34 @@ def _write_direct(handler: logging.StreamHandler, fields: dict) -> bool:
     generic path can write it (the caller then logs the record the usual way)."""
     created = time.time()
     msecs = int((created - int(created)) * 1000) + 0.0  # as a LogRecord computes it
-    line = handler.formatter.request_line(created, msecs, os.getpid(), fields)
+    line = handler.formatter.request_line(created, msecs, _pid, fields)
     if line is None:
         return False
     handler.acquire()
     try:
-        handler.stream.write(line + handler.terminator)
-        handler.flush()
+        stream = handler.stream
+        stream.write(line + handler.terminator)
+        # What the handler's flush does, under the lock already held (its flush takes it again).
+        if stream and hasattr(stream, "flush"):
+            stream.flush()
     except Exception:  # reported as emit reports it; not written again, lest it be written twice
         fields = {"name": ACCESS_LOGGER, "msg": REQUEST_MESSAGE, "levelno": logging.INFO, "levelname": "INFO"}
         handler.handleError(logging.makeLogRecord(fields))
     finally:
         handler.release()
     return True
+
+
+# This process's id, as a LogRecord's ``process``: os.getpid() is a system call on every request.
+_pid = os.getpid()
+
+
+def _note_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_note_pid)
 
 
 def log_request(response: Response, facts: RequestFacts) -> None:

@@ -14,32 +14,63 @@ from __future__ import annotations
 
 import numpy as np
 
-from mldeploy.api.answers import answer_columns, entry_fragments, predict_answer
-from mldeploy.contract import EXPLANATION, INPUT, MODEL_VERSION, PREDICTIONS, WARNINGS
-from mldeploy.monitoring.packing import pack_answer_columns, pack_inputs, pack_json, pack_table_outputs
+from mldeploy.api.answers import answer_columns, entry_fragments, plain_rows, predict_answer
+from mldeploy.contract import PREDICTIONS
+from mldeploy.monitoring.packing import (
+    COLUMNS,
+    DATA,
+    dumps,
+    pack_answer_columns,
+    pack_inputs,
+    pack_json,
+    pack_table_outputs,
+)
 from modeler.inference import Inference
-from modeler.predictors.base import TableAnswers
-
-# Keys of a single row's answer that are not the model's output.
-NOT_OUTPUTS = frozenset({INPUT, MODEL_VERSION, WARNINGS, EXPLANATION})
+from modeler.predictors.base import AnswerTable, TableAnswers
 
 
 def answered_rows(result: Inference) -> tuple[bytes, bytes]:
     """``result``'s inputs and outputs, packed."""
-    inputs = pack_inputs(result.features, result.rows)
-    answers = result.answers
+    rows, answers = result.rows, result.answers
+    if type(rows) is list:
+        # Rows as Python values (a single row's, the most common record): the bytes pack_inputs
+        # writes, the feature names' part made once per feature list.
+        inputs = b"".join((_inputs_prefix(result.features), dumps(rows), b"}"))
+    else:
+        inputs = pack_inputs(result.features, rows)
     if isinstance(answers, TableAnswers):
         # Answered from a fixed table: each row's answer is its entry's, pre-serialised once per
         # version (what the batch answer is made of). A batch keeps its entries and each used
-        # entry's answer once; a single row, its answer.
-        fragments = entry_fragments(answers.table).predictions
+        # entry's answer once; a single row, its answer, packed once per entry.
         if isinstance(answers.entries, np.ndarray):
-            return inputs, pack_table_outputs(answers.entries, fragments)
+            return inputs, pack_table_outputs(answers.entries, entry_fragments(answers.table).predictions)
+        if len(answers.entries) == 1:
+            return inputs, answers.table.rendered(_PACKED_KEY, _packed_entries)[answers.entries[0]]
+        fragments = entry_fragments(answers.table).predictions
         return inputs, pack_json([fragments[entry] for entry in answers.entries])
     columns = None if result.single else answer_columns(result)
     if columns is not None:  # a batch answered by arrays: kept as its columns
         return inputs, pack_answer_columns(columns)
+    if result.single:  # exactly the answer's own keys, without the echo, version and the rest
+        return inputs, pack_json(plain_rows(result))
     answer = predict_answer(result, warnings={}, serialised=True)
-    if result.single:
-        return inputs, pack_json([{k: v for k, v in answer.items() if k not in NOT_OUTPUTS}])
     return inputs, pack_json(answer[PREDICTIONS])
+
+
+# This module's key for what it keeps in a predictor's answer table: each entry's single-row
+# outputs, packed.
+_PACKED_KEY = __name__
+# The packed inputs' text before a single row's values, by feature names.
+_PREFIXES: dict[tuple[str, ...], bytes] = {}
+
+
+def _packed_entries(table: AnswerTable) -> list[bytes]:
+    return [pack_json([fragment]) for fragment in entry_fragments(table).predictions]
+
+
+def _inputs_prefix(features: tuple[str, ...]) -> bytes:
+    found = _PREFIXES.get(features)
+    if found is None:
+        whole = pack_json({COLUMNS: list(features), DATA: None})  # J{"columns":[...],"data":null}
+        found = _PREFIXES[features] = whole[: -len(b"null}")]
+    return found

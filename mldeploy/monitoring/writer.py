@@ -448,20 +448,21 @@ class PredictionLog:
         """One packed row per request (:mod:`.packing`); a request that cannot be packed is
         dropped (``rejected``) without its batch."""
         rows: list[Row] = []
+        pack = _answered_rows()
         pause_at = time.perf_counter() + PACK_HOLD
         for request_id, version, model, answered, count, inputs, outputs in items:
             if time.perf_counter() >= pause_at:
                 time.sleep(PACK_PAUSE)
                 pause_at = time.perf_counter() + PACK_HOLD
             try:
-                if not all(isinstance(v, str) for v in (request_id, version, model)):
+                if not (isinstance(request_id, str) and isinstance(version, str) and isinstance(model, str)):
                     raise TypeError("request id, version and model must be strings")
                 # An Inference is packed here, off the caller's thread; rows and outputs as JSON.
                 if outputs is _INFERENCE:
-                    packed = _answered_rows()(inputs)
+                    inputs, outputs = pack(inputs)
                 else:
-                    packed = (pack_json(list(inputs)), pack_json(list(outputs)))
-                rows.append((request_id, model, version, answered, count, *packed))
+                    inputs, outputs = pack_json(list(inputs)), pack_json(list(outputs))
+                rows.append((request_id, model, version, answered, count, inputs, outputs))
             except Exception as exc:  # a value that cannot be encoded: drop, count, go on
                 self._drop(count, REJECTED, f"request {request_id!r}: {type(exc).__name__}: {exc}", settled=True)
         return rows
