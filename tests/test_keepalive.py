@@ -205,6 +205,12 @@ def test_sigterm_under_keep_alive_load_drops_nothing(tmp_path: Path) -> None:
 
     def client(index: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            requests_on(conn, index)
+        finally:  # every request may succeed (SIGTERM came after the last): the socket is still ours
+            conn.close()
+
+    def requests_on(conn: http.client.HTTPConnection, index: int) -> None:
         reused = False
         for n in range(60):
             rid, started = f"k{index}-{n}", flight.begin(index)
