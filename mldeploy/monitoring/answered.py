@@ -16,28 +16,14 @@ import numpy as np
 
 from mldeploy.api.answers import answer_columns, entry_fragments, plain_rows, predict_answer
 from mldeploy.contract import PREDICTIONS
-from mldeploy.monitoring.packing import (
-    COLUMNS,
-    DATA,
-    dumps,
-    pack_answer_columns,
-    pack_inputs,
-    pack_json,
-    pack_table_outputs,
-)
+from mldeploy.monitoring.packing import pack_answer_columns, pack_inputs, pack_json, pack_table_outputs
 from modeler.inference import Inference
 from modeler.predictors.base import AnswerTable, TableAnswers
 
 
 def answered_rows(result: Inference) -> tuple[bytes, bytes]:
     """``result``'s inputs and outputs, packed."""
-    rows, answers = result.rows, result.answers
-    if type(rows) is list:
-        # Rows as Python values (a single row's, the most common record): the bytes pack_inputs
-        # writes, the feature names' part made once per feature list.
-        inputs = b"".join((_inputs_prefix(result.features), dumps(rows), b"}"))
-    else:
-        inputs = pack_inputs(result.features, rows)
+    inputs, answers = pack_inputs(result.features, result.rows), result.answers
     if isinstance(answers, TableAnswers):
         # Answered from a fixed table: each row's answer is its entry's, pre-serialised once per
         # version (what the batch answer is made of). A batch keeps its entries and each used
@@ -60,17 +46,7 @@ def answered_rows(result: Inference) -> tuple[bytes, bytes]:
 # This module's key for what it keeps in a predictor's answer table: each entry's single-row
 # outputs, packed.
 _PACKED_KEY = __name__
-# The packed inputs' text before a single row's values, by feature names.
-_PREFIXES: dict[tuple[str, ...], bytes] = {}
 
 
 def _packed_entries(table: AnswerTable) -> list[bytes]:
     return [pack_json([fragment]) for fragment in entry_fragments(table).predictions]
-
-
-def _inputs_prefix(features: tuple[str, ...]) -> bytes:
-    found = _PREFIXES.get(features)
-    if found is None:
-        whole = pack_json({COLUMNS: list(features), DATA: None})  # J{"columns":[...],"data":null}
-        found = _PREFIXES[features] = whole[: -len(b"null}")]
-    return found

@@ -497,7 +497,7 @@ class SQLiteStore(Store):
         # statement of any other size was parsed anew for each batch, which cost more than
         # executing it (callgrind: 14,600 instructions a request to parse, 8,700 to execute).
         # Several statements run in one transaction, one runs in autocommit (atomic by itself).
-        limit = max(1, self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // ROW_PARAMS)
+        limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // ROW_PARAMS
         sizes = statement_sizes(len(rows), limit)
         transaction = self._transaction() if len(sizes) > 1 else contextlib.nullcontext()
         start = 0
